@@ -1,0 +1,73 @@
+"""The `brainfoundry` command: thin Typer subcommands with lazy heavy imports.
+
+Each subcommand lives in its own module and imports numpy/torch inside the function, so
+`brainfoundry --help` stays fast. User mistakes (`BrainFoundryError`) print one line, exit 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from .. import __version__
+from ..errors import BrainFoundryError
+
+app = typer.Typer(
+    name="brainfoundry",
+    help="Pretrain, adapt, evaluate and deploy foundation models for brain MRI.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"brainfoundry {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Pretrain, adapt, evaluate and deploy foundation models for brain MRI."""
+
+
+def _register() -> None:
+    import importlib
+
+    for name in _COMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{name}")  # each module registers its commands
+
+
+# modules under cli/ that register commands on `app` when imported (they import only typer)
+_COMMAND_MODULES: list[str] = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    _register()
+    try:
+        app(args=argv, standalone_mode=False)
+    except BrainFoundryError as e:
+        typer.echo(f"error: {e}", err=True)
+        return 2
+    except typer.Exit as e:
+        return int(e.exit_code or 0)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            return e.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Reading and writing scans (NIfTI, DICOM) and discovering dataset layouts."""
