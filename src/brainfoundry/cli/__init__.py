@@ -30,8 +30,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     """Pretrain, adapt, evaluate and deploy foundation models for brain MRI."""
 
@@ -44,13 +45,13 @@ def _register() -> None:
 
 
 # modules under cli/ that register commands on `app` when imported (they import only typer)
-_COMMAND_MODULES: list[str] = []
+_COMMAND_MODULES: list[str] = ["prepare"]
 
 
 def main(argv: list[str] | None = None) -> int:
     _register()
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
     except BrainFoundryError as e:
         typer.echo(f"error: {e}", err=True)
         return 2
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             e.show()
             return e.exit_code
         raise
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":

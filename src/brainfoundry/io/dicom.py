@@ -98,7 +98,9 @@ def read_dicom_series(folder: str | Path, series_uid: str | None = None) -> Volu
     try:
         img = reader.Execute()
     except RuntimeError as e:
-        raise InputError(folder, f"cannot read DICOM series ({str(e).strip().splitlines()[-1][:120]})") from None
+        raise InputError(
+            folder, f"cannot read DICOM series ({str(e).strip().splitlines()[-1][:120]})"
+        ) from None
     if img.GetDimension() != 3:
         raise InputError(folder, f"DICOM series is {img.GetDimension()}D, expected 3D")
     return sitk_to_volume(img, str(folder))

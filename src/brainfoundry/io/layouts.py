@@ -66,8 +66,16 @@ def scan_fomo60k(root: Path) -> list[ScanEntry]:
             for f in sorted(ses.iterdir()):
                 if is_nifti(f):
                     seq = _stem(f)
-                    out.append(ScanEntry(str(f), sub.name, ses.name, seq, canonical_modality(seq),
-                                         dataset=root.name))
+                    out.append(
+                        ScanEntry(
+                            str(f),
+                            sub.name,
+                            ses.name,
+                            seq,
+                            canonical_modality(seq),
+                            dataset=root.name,
+                        )
+                    )
     return out
 
 
@@ -85,9 +93,18 @@ def scan_fomo_task(root: Path) -> list[ScanEntry]:
             for f in sorted(ses.iterdir()):
                 if is_nifti(f):
                     seq = _stem(f)
-                    out.append(ScanEntry(str(f), sub.name, ses.name, seq, canonical_modality(seq),
-                                         label=label, seg_path=str(seg) if seg.exists() else None,
-                                         dataset=root.name))
+                    out.append(
+                        ScanEntry(
+                            str(f),
+                            sub.name,
+                            ses.name,
+                            seq,
+                            canonical_modality(seq),
+                            label=label,
+                            seg_path=str(seg) if seg.exists() else None,
+                            dataset=root.name,
+                        )
+                    )
     return out
 
 
@@ -96,7 +113,9 @@ _BIDS = re.compile(r"(?:^|/)(sub-[^/]+)/(?:(ses-[^/]+)/)?anat/([^/]+)$")
 
 def _openmind_metadata(root: Path) -> dict[str, dict]:
     meta = {}
-    for csv_path in list(root.glob("openneuro_metadata.csv")) + list(root.glob("*/openneuro_metadata.csv")):
+    for csv_path in list(root.glob("openneuro_metadata.csv")) + list(
+        root.glob("*/openneuro_metadata.csv")
+    ):
         with open(csv_path, newline="") as fh:
             for row in csv.DictReader(fh):
                 if row.get("image_path"):
@@ -122,10 +141,19 @@ def scan_bids(root: Path) -> list[ScanEntry]:
         row = meta.get(rel) or meta.get(f"{root.name}/{rel}") or {}
         quality = _float_or_none(row.get("image_quality_score"))
         label = _float_or_none(row.get("age"))
-        out.append(ScanEntry(str(f), m.group(1), m.group(2) or "ses-1", seq,
-                             canonical_modality(row.get("modality") or seq), label=label,
-                             quality=quality, dataset=dataset,
-                             extra={k: row[k] for k in ("sex",) if row.get(k)}))
+        out.append(
+            ScanEntry(
+                str(f),
+                m.group(1),
+                m.group(2) or "ses-1",
+                seq,
+                canonical_modality(row.get("modality") or seq),
+                label=label,
+                quality=quality,
+                dataset=dataset,
+                extra={k: row[k] for k in ("sex",) if row.get(k)},
+            )
+        )
     return out
 
 
@@ -155,10 +183,20 @@ def scan_csv(path: Path) -> list[ScanEntry]:
         seg = r.get("seg") or None
         if seg and not Path(seg).is_absolute():
             seg = str(path.parent / seg)
-        out.append(ScanEntry(str(p), r["subject"], r.get("session") or "ses_1", r["modality"],
-                             canonical_modality(r["modality"]), label=_float_or_none(r.get("label")),
-                             seg_path=seg, quality=_float_or_none(r.get("quality")),
-                             dataset=path.stem, extra={"row": i}))
+        out.append(
+            ScanEntry(
+                str(p),
+                r["subject"],
+                r.get("session") or "ses_1",
+                r["modality"],
+                canonical_modality(r["modality"]),
+                label=_float_or_none(r.get("label")),
+                seg_path=seg,
+                quality=_float_or_none(r.get("quality")),
+                dataset=path.stem,
+                extra={"row": i},
+            )
+        )
     return out
 
 
@@ -173,8 +211,17 @@ def scan_dicom(root: Path) -> list[ScanEntry]:
         subject = rel[0] if rel else root.name
         session = rel[1] if len(rel) > 2 else "ses_1"
         for uid, desc in series:
-            out.append(ScanEntry(str(folder), subject, session, desc, canonical_modality(desc),
-                                 dataset=root.name, series_uid=uid))
+            out.append(
+                ScanEntry(
+                    str(folder),
+                    subject,
+                    session,
+                    desc,
+                    canonical_modality(desc),
+                    dataset=root.name,
+                    series_uid=uid,
+                )
+            )
     return out
 
 
@@ -199,8 +246,9 @@ def detect_layout(root: Path) -> str:
 
     if has_dicom(root):
         return "dicom"
-    raise InputError(root, "cannot tell the dataset layout; pass --layout "
-                           f"({', '.join(LAYOUTS.list())})")
+    raise InputError(
+        root, f"cannot tell the dataset layout; pass --layout ({', '.join(LAYOUTS.list())})"
+    )
 
 
 def discover(root: str | Path, layout: str | None = None) -> tuple[str, list[ScanEntry]]:

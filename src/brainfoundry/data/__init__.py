@@ -1,0 +1,1 @@
+"""Data layer: preprocessing plan, store (manifest + compressed arrays), datasets."""

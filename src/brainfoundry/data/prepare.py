@@ -1,0 +1,287 @@
+"""`prepare`: raw scans in any supported layout → a store, in parallel, sharded and resumable.
+
+The unit of work is a session's group of co-registered scans (one grid): they share one crop
+and are stackable as channels. A worker writes arrays first and the record last, each
+atomically, so a killed run resumes by skipping sessions whose records exist and match the
+source files. Bad inputs become one line each in errors.jsonl; they never stop the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..config import to_dict
+from ..errors import BrainFoundryError, InputError
+from ..io.atomic import atomic_path, atomic_write_text
+from ..io.layouts import ScanEntry, discover
+from ..io.volume import Volume, read_volume
+from .arrays import ArrayFormat, write_array
+from .preprocess import PreprocessConfig, preprocess_group
+from .store import merge, scan_id
+
+N_LOCATIONS = 2000
+
+
+@dataclass
+class PrepareConfig:
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    array: ArrayFormat = field(default_factory=ArrayFormat)
+    layout: str | None = None  # auto-detected when None
+    modality_map: dict[str, str] = field(default_factory=dict)  # sequence name -> canonical
+
+
+@dataclass
+class PrepareResult:
+    n_sessions: int = 0
+    n_done: int = 0
+    n_skipped: int = 0
+    n_scans: int = 0
+    errors: list[dict] = field(default_factory=list)
+
+
+def _fingerprint(path: str) -> list:
+    st = os.stat(path)
+    return [st.st_size, int(st.st_mtime)]
+
+
+def _sessions(entries: list[ScanEntry]) -> list[list[ScanEntry]]:
+    by = defaultdict(list)
+    for e in entries:
+        by[e.session_key].append(e)
+    return [by[k] for k in sorted(by)]
+
+
+def _marker(store: Path, e: ScanEntry) -> tuple[Path, Path]:
+    sid = scan_id(e.dataset, e.subject, e.session, e.sequence)
+    return store / "records" / f"{sid}.json", store / "failed" / f"{sid}.json"
+
+
+def _done(store: Path, ents: list[ScanEntry]) -> list[dict] | None:
+    """Earlier errors of this session if every scan was finished or failed on the same file
+    (a changed file is retried), else None."""
+    errors = []
+    for e in ents:
+        for i, mark in enumerate(_marker(store, e)):
+            try:
+                rec = json.loads(mark.read_text())
+                if rec["source_fingerprint"] == _fingerprint(e.path):
+                    if i == 1:
+                        errors.append(rec["error"])
+                    break
+            except (ValueError, KeyError, OSError):
+                continue
+        else:
+            return None
+    return errors
+
+
+def _error(path: str, problem: str, entry: ScanEntry | None = None) -> dict:
+    err = {"path": path, "error": problem}
+    if entry is not None:
+        err.update(subject=entry.subject, session=entry.session, sequence=entry.sequence)
+    return err
+
+
+def process_session(
+    ents: list[ScanEntry], store: str, cfg: PrepareConfig
+) -> tuple[int, list[dict]]:
+    """Preprocess one session into the store. Returns (scans written, errors)."""
+    import torch
+
+    torch.set_num_threads(1)
+    root = Path(store)
+    errors: list[dict] = []
+    vols: list[tuple[ScanEntry, Volume]] = []
+    for e in ents:
+        try:
+            vols.append((e, read_volume(e.path, e.series_uid)))
+        except InputError as err:
+            errors.append(_fail(root, e, err.path, err.problem))
+    # group co-registered scans: same shape and affine
+    groups: list[list[tuple[ScanEntry, Volume]]] = []
+    for ev in vols:
+        for g in groups:
+            ref = g[0][1]
+            if ref.shape == ev[1].shape and np.allclose(ref.affine, ev[1].affine, atol=1e-3):
+                g.append(ev)
+                break
+        else:
+            groups.append([ev])
+    written = 0
+    for gi, group in enumerate(groups):
+        e0 = group[0][0]
+        gid = scan_id(e0.dataset, e0.subject, e0.session, f"g{gi}")
+        seg = None
+        try:
+            if e0.seg_path:
+                seg = read_volume(e0.seg_path)
+                if seg.shape != group[0][1].shape and len(groups) > 1:
+                    seg = None  # the label belongs to another grid of this session
+            pre = preprocess_group([v for _, v in group], cfg.preprocess, seg)
+        except InputError as err:
+            errors.extend(_fail(root, e, err.path, err.problem) for e, _ in group)
+            continue
+        except (ValueError, RuntimeError, MemoryError) as err:
+            msg = f"preprocessing failed ({type(err).__name__}: {err})"
+            errors.extend(_fail(root, e, e.path, msg) for e, _ in group)
+            continue
+        seg_rel = None
+        lesion = np.zeros((0, 3), np.uint16)
+        if pre.label is not None:
+            seg_rel = f"labels/{gid}.b2nd"
+            write_array(root / seg_rel, pre.label, cfg.array)
+            lesion = _sample_coords(pre.label > 0, gid + "les")
+        fg = _sample_coords(pre.fg_mask, gid)
+        locs_rel = f"locs/{gid}.npz"
+        with atomic_path(root / locs_rel) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, fg=fg, lesion=lesion)
+        for (e, v), img, st in zip(group, pre.images, pre.stats):
+            sid = scan_id(e.dataset, e.subject, e.session, e.sequence)
+            rel = f"arrays/{sid}.b2nd"
+            nbytes = write_array(root / rel, img, cfg.array)
+            rec = {
+                "scan_id": sid,
+                "dataset": e.dataset,
+                "subject": e.subject,
+                "session": e.session,
+                "sequence": e.sequence,
+                "modality": e.modality,
+                "group": gid,
+                "source": e.path,
+                "source_fingerprint": _fingerprint(e.path),
+                "source_shape": list(v.shape),
+                "source_spacing": list(v.spacing),
+                "array": rel,
+                "shape": list(img.shape),
+                "spacing": list(cfg.preprocess.spacing),
+                "dtype": str(img.dtype),
+                "nbytes": nbytes,
+                "seg": seg_rel,
+                "locs": locs_rel,
+                "label": e.label,
+                "quality": e.quality,
+                **st,
+                "geometry": json.dumps(pre.geometry.to_json()),
+            }
+            atomic_write_text(root / "records" / f"{sid}.json", json.dumps(rec))
+            written += 1
+    return written, errors
+
+
+def _fail(root: Path, e: ScanEntry, path: str, problem: str) -> dict:
+    """Record a failed scan so a re-run skips it until its file changes."""
+    err = _error(path, problem, e)
+    if os.path.exists(e.path):
+        rec = {"source_fingerprint": _fingerprint(e.path), "error": err}
+        atomic_write_text(_marker(root, e)[1], json.dumps(rec))
+    return err
+
+
+def _sample_coords(mask: np.ndarray, key: str) -> np.ndarray:
+    """Up to N_LOCATIONS voxel coordinates of a mask, drawn reproducibly."""
+    idx = np.argwhere(mask)
+    if len(idx) > N_LOCATIONS:
+        seed = int.from_bytes(key.encode()[-8:].ljust(8, b"\0"), "little") % (2**32)
+        idx = idx[np.random.default_rng(seed).choice(len(idx), N_LOCATIONS, replace=False)]
+    return idx.astype(np.uint16)
+
+
+def prepare(
+    raw: str | Path,
+    store: str | Path,
+    cfg: PrepareConfig | None = None,
+    *,
+    workers: int = 1,
+    shard: tuple[int, int] = (0, 1),
+    progress: bool = True,
+    log=print,
+) -> PrepareResult:
+    """Ingest `raw` into `store`; merges the manifest unless this is one shard of several."""
+    from tqdm import tqdm
+
+    cfg = cfg or PrepareConfig()
+    raw, store = Path(raw), Path(store)
+    i, n = shard
+    if not (0 <= i < n):
+        raise BrainFoundryError(f"--shard {i}/{n}: need 0 <= i < n")
+    if store.resolve() == raw.resolve() or raw.resolve() in store.resolve().parents:
+        raise BrainFoundryError(
+            f"{store}: the store must not be inside the raw data (inputs are read-only)"
+        )
+    layout, entries = discover(raw, cfg.layout)
+    res = PrepareResult()
+    known = []
+    for e in entries:
+        if e.sequence.lower() in cfg.modality_map:
+            e.modality = cfg.modality_map[e.sequence.lower()]
+        if e.modality is None:
+            msg = f"unknown sequence {e.sequence!r}; map it with --map {e.sequence}=<modality>"
+            _collect(res, 0, [_error(e.path, msg, e)], log, count=False)
+        else:
+            known.append(e)
+    sessions = _sessions(known)[i::n]
+    store.mkdir(parents=True, exist_ok=True)
+    _check_plan(store, cfg)
+    todo = []
+    for s in sessions:
+        earlier = _done(store, s)
+        if earlier is None:
+            todo.append(s)
+        else:
+            _collect(res, 0, earlier, log, count=False)
+    res.n_sessions, res.n_skipped = len(sessions), len(sessions) - len(todo)
+    bar = tqdm(total=len(todo), desc=f"prepare {layout}", unit="session", disable=not progress)
+    if workers <= 1:
+        results = (process_session(s, str(store), cfg) for s in todo)
+        for written, errs in results:
+            _collect(res, written, errs, log)
+            bar.update()
+    else:
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            futs = [pool.submit(process_session, s, str(store), cfg) for s in todo]
+            for f in as_completed(futs):
+                written, errs = f.result()
+                _collect(res, written, errs, log)
+                bar.update()
+    bar.close()
+    suffix = "" if n == 1 else f".shard-{i}-of-{n}"
+    atomic_write_text(
+        store / f"errors{suffix}.jsonl", "".join(json.dumps(e) + "\n" for e in res.errors)
+    )
+    if n == 1:
+        merge(store, {"layout": layout, "source": str(raw), "version": __version__})
+    return res
+
+
+def _collect(res: PrepareResult, written: int, errs: list[dict], log, count: bool = True) -> None:
+    res.n_done += int(count)
+    res.n_scans += written
+    for e in errs:
+        res.errors.append(e)
+        log(f"error: {e['path']}: {e['error']}")
+
+
+def _check_plan(store: Path, cfg: PrepareConfig) -> None:
+    """A store holds one preprocessing recipe: refuse to mix, write it on first use."""
+    p = store / "plan.json"
+    want = {"preprocess": to_dict(cfg.preprocess), "array": to_dict(cfg.array)}
+    if p.exists():
+        have = json.loads(p.read_text())
+        mine = {k: have.get(k) for k in want}
+        if mine != want:
+            raise BrainFoundryError(
+                f"{p}: this store was prepared with other settings "
+                f"({mine['preprocess']}); use a new store folder"
+            )
+        return
+    atomic_write_text(p, json.dumps({**want, "version": __version__}, indent=2))

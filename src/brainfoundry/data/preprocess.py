@@ -1,0 +1,190 @@
+"""Per-session preprocessing: RAS reorientation → resampling → foreground crop → z-score.
+
+Every step is recorded in a `Geometry`, so `restore` maps an array in preprocessed space (a
+prediction) back onto the exact grid and affine of the input file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import nibabel.orientations as nio
+import numpy as np
+
+from ..errors import InputError
+from ..io.volume import Volume
+from .resample import resample, resample_labels, target_shape
+
+
+@dataclass
+class PreprocessConfig:
+    """How scans become training arrays; saved in the store's plan.json and in every card."""
+
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    interpolation: Literal["cubic", "linear"] = "cubic"
+    anisotropy_threshold: float = 3.0  # spacing ratio above which an axis is "thick slices"
+    crop_foreground: bool = True
+    crop_margin: int = 2  # voxels kept around the foreground box
+    normalization: Literal["zscore", "none"] = "zscore"
+    clip_percentiles: tuple[float, float] | None = (0.5, 99.5)
+    dtype: Literal["float16", "float32"] = "float16"
+
+
+@dataclass
+class Geometry:
+    """Everything needed to map preprocessed voxels back onto the input file's grid."""
+
+    orig_shape: list[int]
+    orig_affine: list[list[float]]
+    ornt: list[list[float]]  # nibabel orientation transform: file voxel axes -> RAS
+    canonical_shape: list[int]
+    canonical_spacing: list[float]
+    resampled_shape: list[int]
+    crop: list[list[int]]  # [lo, hi) per axis in resampled space
+    affine: list[list[float]] = field(default_factory=list)  # stored array voxel -> world
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> Geometry:
+        return cls(**d)
+
+
+def to_ras(vol: Volume) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reorient voxels to RAS by axis flips/permutations only (no interpolation)."""
+    ornt = nio.ornt_transform(nio.io_orientation(vol.affine), nio.axcodes2ornt("RAS"))
+    data = nio.apply_orientation(vol.data, ornt)
+    affine = vol.affine @ nio.inv_ornt_aff(ornt, vol.data.shape)
+    return np.ascontiguousarray(data), affine, ornt
+
+
+def foreground_mask(data: np.ndarray) -> np.ndarray:
+    """Voxels above the background level (skull-stripped scans: exact zeros outside the brain)."""
+    lo = float(data.min())
+    hi = float(np.percentile(data, 99.5))
+    return data > lo + 1e-3 * max(hi - lo, 1e-6)
+
+
+def bbox(mask: np.ndarray, margin: int) -> list[list[int]]:
+    box = []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        idx = np.flatnonzero(mask.any(axis=other))
+        lo = max(int(idx[0]) - margin, 0)
+        hi = min(int(idx[-1]) + 1 + margin, mask.shape[axis])
+        box.append([lo, hi])
+    return box
+
+
+def zscore(data: np.ndarray, mask: np.ndarray, clip: tuple[float, float] | None):
+    """Z-score on the foreground (optionally clipped to percentiles); background set to 0."""
+    fg = data[mask]
+    if fg.size < 10:
+        raise ValueError("foreground has fewer than 10 voxels")
+    if clip is not None:
+        lo, hi = np.percentile(fg, clip)
+        data = np.clip(data, lo, hi)
+        fg = data[mask]
+    mean, std = float(fg.mean()), float(fg.std())
+    out = (data - mean) / max(std, 1e-8)
+    out[~mask] = 0.0
+    return out.astype(np.float32), mean, std
+
+
+@dataclass
+class Preprocessed:
+    images: list[np.ndarray]  # one per input volume, same shape
+    label: np.ndarray | None
+    geometry: Geometry
+    stats: list[dict]  # per image: fg_mean, fg_std, fg_fraction
+    fg_mask: np.ndarray
+
+
+def preprocess_group(
+    vols: list[Volume], cfg: PreprocessConfig, seg: Volume | None = None
+) -> Preprocessed:
+    """Preprocess co-registered scans of one session together (one crop, one geometry)."""
+    ref = vols[0]
+    for v in vols[1:]:
+        if v.shape != ref.shape or not np.allclose(v.affine, ref.affine, atol=1e-3):
+            raise InputError(v.path, f"grid differs from {ref.path}; not co-registered")
+    if seg is not None and (
+        seg.shape != ref.shape or not np.allclose(seg.affine, ref.affine, atol=1e-2)
+    ):
+        raise InputError(seg.path, f"label shape {seg.shape} does not match image {ref.shape}")
+    canon = [to_ras(v) for v in vols]
+    _, affine, ornt = canon[0]
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    new_shape = target_shape(canon[0][0].shape, spacing, cfg.spacing)
+    imgs = [
+        resample(
+            c[0],
+            spacing,
+            shape=new_shape,
+            mode=cfg.interpolation,
+            anisotropy_threshold=cfg.anisotropy_threshold,
+        )
+        for c in canon
+    ]
+    label = None
+    if seg is not None:
+        lab, _, _ = to_ras(Volume(np.rint(seg.data).astype(np.int16), seg.affine, seg.path))
+        label = resample_labels(lab, shape=new_shape).astype(np.uint8)
+    masks = [foreground_mask(im) for im in imgs]
+    mask = np.logical_or.reduce(masks)
+    if not mask.any():
+        raise InputError(ref.path, "no foreground voxels after resampling")
+    full = [[0, s] for s in new_shape]
+    box = bbox(mask, cfg.crop_margin) if cfg.crop_foreground else full
+    sl = tuple(slice(lo, hi) for lo, hi in box)
+    stats, out = [], []
+    for im, m in zip(imgs, masks):
+        im, m = im[sl], m[sl]
+        if cfg.normalization == "zscore":
+            try:
+                im, mean, std = zscore(im, m, cfg.clip_percentiles)
+            except ValueError as e:
+                raise InputError(vols[len(out)].path, str(e)) from None
+        else:
+            mean, std = float(im[m].mean()), float(im[m].std())
+        stats.append({"fg_mean": mean, "fg_std": std, "fg_fraction": float(m.mean())})
+        out.append(im.astype(cfg.dtype))
+    # stored array voxel -> world: scale canonical affine to new spacing, shift by crop
+    scale = np.array(canon[0][0].shape, float) / np.array(new_shape, float)
+    vox = np.eye(4)
+    vox[:3, :3] = np.diag(scale)
+    vox[:3, 3] = 0.5 * scale - 0.5 + scale * np.array([b[0] for b in box])
+    geom = Geometry(
+        orig_shape=list(ref.shape),
+        orig_affine=ref.affine.tolist(),
+        ornt=ornt.tolist(),
+        canonical_shape=list(canon[0][0].shape),
+        canonical_spacing=spacing.tolist(),
+        resampled_shape=list(new_shape),
+        crop=box,
+        affine=(affine @ vox).tolist(),
+    )
+    return Preprocessed(out, label[sl] if label is not None else None, geom, stats, mask[sl])
+
+
+def restore(
+    arr: np.ndarray, geom: Geometry, *, is_label: bool = False, fill: float = 0.0
+) -> np.ndarray:
+    """Map an array in preprocessed space back to the input file's voxel grid."""
+    canvas = np.full(geom.resampled_shape, fill, dtype=np.float32 if not is_label else arr.dtype)
+    sl = tuple(slice(lo, hi) for lo, hi in geom.crop)
+    if tuple(arr.shape) != tuple(canvas[sl].shape):
+        raise ValueError(f"array shape {arr.shape} does not match the crop {canvas[sl].shape}")
+    canvas[sl] = arr
+    if is_label:
+        back = resample_labels(canvas, shape=geom.canonical_shape)
+    else:
+        back = resample(canvas, (1, 1, 1), shape=geom.canonical_shape, mode="linear")
+    inv = nio.ornt_transform(
+        nio.axcodes2ornt("RAS"), nio.io_orientation(np.array(geom.orig_affine))
+    )
+    out = nio.apply_orientation(back, inv)
+    assert tuple(out.shape) == tuple(geom.orig_shape), (out.shape, geom.orig_shape)
+    return np.ascontiguousarray(out)
