@@ -21,7 +21,7 @@ class Registry(Generic[T]):
         self._items: dict[str, Callable[..., T]] = {}
 
     def register(self, name: str | None = None, *, override: bool = False) -> Callable:
-        """Decorator: `@REG.register("name")` (the name defaults to the object's lower-case name)."""
+        """Decorator `@REG.register("name")`; the name defaults to the lower-cased object name."""
 
         def deco(obj: Callable[..., T]) -> Callable[..., T]:
             key = (name or obj.__name__).lower()
