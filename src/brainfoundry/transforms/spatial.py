@@ -65,8 +65,8 @@ def elastic_displacement(
 def sample_linear(volume: torch.Tensor, coords: torch.Tensor, impl: str = "auto") -> torch.Tensor:
     """Trilinear resampling with zero padding: volume [B,C,D,H,W] at coords [B,3,*out].
 
-    On CPU ("slabs") the volume is laid out as one 2-D image of zero-separated slices and sampled
-    with two bilinear 2-D lookups blended along z: PyTorch's 2-D CPU kernel is vectorised, its
+    On CPU ("slabs") the volume is viewed as one 2-D image of stacked slices and sampled with
+    two bilinear 2-D lookups blended along z: PyTorch's 2-D CPU kernel is vectorised, its
     3-D one is not, so this is several times faster. Elsewhere ("native") it is one 3-D call.
     """
     if impl == "auto":
@@ -86,26 +86,41 @@ def _sample_native(volume: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
 
 
 def _sample_slabs(volume: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+    """Slices stacked as rows of one 2-D image (a free view of a contiguous volume); x keeps the
+    kernel's zero padding, the zero padding in y and z is folded into the blend weights (skipped
+    when every point lies inside, the usual case for a padded read)."""
     b, c, din, hin, win = volume.shape
     out_shape = coords.shape[2:]
-    rows = hin + 1  # each slice is followed by one zero row: bilinear never mixes two slices
-    total = (din + 2) * rows  # a zero slice before and after: z outside the volume reads zeros
-    slab = F.pad(volume, (0, 0, 0, 1, 1, 1)).reshape(b, c, total, win)
-    zp = (coords[:, 0] + 1.0).clamp_(0.0, din + 1.0)
-    z0 = zp.floor().clamp_(max=din)
-    fz = zp - z0
-    sy, sx = 2.0 / (total - 1), 2.0 / max(win - 1, 1)
+    image = volume.contiguous().view(b, c, din * hin, win)
+    z, y = coords[:, 0], coords[:, 1]
+    zmin, zmax = torch.aminmax(z)
+    ymin, ymax = torch.aminmax(y)
+    inside = bool(zmin >= 0) and bool(zmax <= din - 1) and bool(ymin >= 0) and bool(ymax <= hin - 1)
+    z0 = z.floor().clamp_(max=max(din - 2, 0)) if inside else z.floor()
+    fz = z - z0
+    sy, sx = 2.0 / max(din * hin - 1, 1), 2.0 / max(win - 1, 1)
     grid = torch.empty((b, 2, *out_shape, 2), dtype=volume.dtype, device=volume.device)
     torch.mul(coords[:, 2], sx, out=grid[:, 0, ..., 0]).sub_(1.0)
     grid[:, 1, ..., 0] = grid[:, 0, ..., 0]
-    row0 = grid[:, 0, ..., 1]
-    torch.add(z0 * rows, coords[:, 1].clamp(-1.0, float(hin)), out=row0)
-    row0.mul_(sy).sub_(1.0)
-    torch.add(row0, rows * sy, out=grid[:, 1, ..., 1])
+    yc = y.mul(sy).sub_(1.0) if inside else y.clamp(0.0, hin - 1.0).mul_(sy).sub_(1.0)
+    if not inside:
+        w1 = fz * _falloff(y, hin)
+        w0 = w1.neg().add_(_falloff(y, hin)).mul_((z0 >= 0) & (z0 <= din - 1))
+        w1.mul_((z0 >= -1) & (z0 <= din - 2))
+    torch.add(yc, (z0 + 1).clamp_(0, din - 1), alpha=hin * sy, out=grid[:, 1, ..., 1])
+    torch.add(yc, z0.clamp_(0, din - 1), alpha=hin * sy, out=grid[:, 0, ..., 1])
     flat = grid.view(b, 2 * out_shape[0] * out_shape[1], out_shape[2], 2)
-    both = F.grid_sample(slab, flat, mode="bilinear", padding_mode="zeros", align_corners=True)
+    both = F.grid_sample(image, flat, mode="bilinear", padding_mode="zeros", align_corners=True)
     both = both.view(b, c, 2, *out_shape)
-    return torch.lerp(both[:, :, 0], both[:, :, 1], fz.unsqueeze(1))
+    if inside:
+        return torch.lerp(both[:, :, 0], both[:, :, 1], fz.unsqueeze(1))
+    return torch.addcmul(both[:, :, 0] * w0.unsqueeze(1), both[:, :, 1], w1.unsqueeze(1))
+
+
+def _falloff(y: torch.Tensor, n: int) -> torch.Tensor:
+    """1 inside [0, n-1], falling linearly to 0 one voxel outside (zero-padded interpolation)."""
+    outside = y.clamp(max=0.0).neg_().add_((y - (n - 1)).clamp_(min=0.0))
+    return outside.neg_().add_(1.0).clamp_(min=0.0)
 
 
 def sample_nearest(volume: torch.Tensor, coords: torch.Tensor, fill: float = 0) -> torch.Tensor:
