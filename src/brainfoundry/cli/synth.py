@@ -1,0 +1,129 @@
+"""`brainfoundry synth`: generate the bundled benchmark data (FOMO layouts, NIfTI, QC PNGs)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from . import app
+
+synth_app = typer.Typer(
+    help="Generate realistic synthetic brain-MRI datasets from real anatomy (MNI152): a FOMO60K-"
+    "style pretraining corpus or a FOMO25-style task with a clinically shifted test split.",
+    no_args_is_help=True,
+)
+
+
+class Task(str, Enum):
+    infarct = "infarct"
+    meningioma = "meningioma"
+    brainage = "brainage"
+
+
+_OUT = typer.Option(..., "-o", "--output", help="Folder to create (must be new or empty).")
+_RES = typer.Option(
+    "2",
+    "--resolution",
+    help="Isotropic spacing in mm (1-8) or a preset: realistic=1, cpu=2, fast=3, tiny=5.",
+)
+_SEED = typer.Option(0, "--seed", help="Everything follows from this seed.")
+_DIFF = typer.Option(
+    0.5,
+    "--difficulty",
+    help="0 easy .. 1 hard: lesion size and contrast, distractors, individual ageing noise.",
+)
+_WORKERS = typer.Option(
+    1, "--workers", "-j", help="Parallel processes (output does not depend on it)."
+)
+_QC = typer.Option(True, "--qc/--no-qc", help="Write QC montages (PNG) under OUTPUT/qc.")
+_FORCE = typer.Option(False, "--force", help="Write into a non-empty output folder.")
+
+
+def _run(
+    kind: str,
+    output: Path,
+    n: int,
+    n_test: int | None,
+    resolution: str,
+    seed: int,
+    shift: float,
+    difficulty: float,
+    workers: int,
+    qc: bool,
+    force: bool,
+) -> None:
+    from ..synth.config import SynthConfig, parse_resolution
+    from ..synth.writers import generate
+
+    cfg = SynthConfig(
+        kind=kind,
+        n=n,
+        n_test=n_test,
+        resolution=parse_resolution(resolution),
+        seed=seed,
+        shift=shift,
+        difficulty=difficulty,
+        workers=workers,
+        qc=qc,
+    )
+    info = generate(cfg, output, progress=True, force=force)
+    if kind == "pretrain":
+        typer.echo(
+            f"wrote {info['scans']} scans in {info['sessions']} sessions of "
+            f"{info['subjects']} subjects to {output}"
+        )
+    else:
+        counts = ", ".join(f"{k} {v['n']} ({v['domain']})" for k, v in info["splits"].items())
+        typer.echo(f"wrote {kind}: {counts} to {output}")
+
+
+@synth_app.command("pretrain")
+def pretrain(
+    output: Path = _OUT,
+    n: int = typer.Option(40, "--n", help="Subjects (about 1.2 sessions and 3 scans each)."),
+    resolution: str = _RES,
+    seed: int = _SEED,
+    shift: float = typer.Option(
+        1.0,
+        "--shift",
+        help="Scanner variation in the corpus: sessions "
+        "are shifted towards clinical by up to 0.4 x this (0..1).",
+    ),
+    difficulty: float = _DIFF,
+    workers: int = _WORKERS,
+    qc: bool = _QC,
+    force: bool = _FORCE,
+) -> None:
+    """Unlabelled pretraining corpus in FOMO60K layout (sub_N/ses_M/<sequence>.nii.gz)."""
+    _run("pretrain", output, n, None, resolution, seed, shift, difficulty, workers, qc, force)
+
+
+@synth_app.command("task")
+def task(
+    name: Task = typer.Argument(..., help="infarct, meningioma or brainage."),
+    output: Path = _OUT,
+    n: int = typer.Option(20, "--n", help="Fine-tuning cases (source domain)."),
+    n_test: int = typer.Option(
+        None, "--n-test", help="Test cases (clinical domain); default 2 x n."
+    ),
+    resolution: str = _RES,
+    seed: int = _SEED,
+    shift: float = typer.Option(
+        1.0,
+        "--shift",
+        help="Clinical shift strength of the test split: "
+        "0 = same domain as fine-tuning, 1 = full (thick slices, lower "
+        "SNR, vendor contrast, bias, ghosting, partial coverage).",
+    ),
+    difficulty: float = _DIFF,
+    workers: int = _WORKERS,
+    qc: bool = _QC,
+    force: bool = _FORCE,
+) -> None:
+    """A FOMO25-style task: OUTPUT/{finetune,test}/{preprocessed,labels}/sub_N/ses_1/…"""
+    _run(name.value, output, n, n_test, resolution, seed, shift, difficulty, workers, qc, force)
+
+
+app.add_typer(synth_app, name="synth")

@@ -1,0 +1,283 @@
+"""Real anatomy for the generator: the MNI152 2009 template and its tissue maps (as shipped with
+nilearn), split into tissue classes, resampled once per process to a resolution, and deformed
+per subject by a random pose, scaling and smooth diffeomorphic-like warp."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from .fields import as_tensor, blur, identity_coords, random_rotation, sample
+
+TISSUES = ("wm", "cgm", "dgm", "csf", "vent")
+MARGIN_MM = 12.0
+# brain bounding box of the MNI152 mask (world mm, RAS), measured once from the template
+BRAIN_LO = np.array([-72.0, -107.0, -72.0])
+BRAIN_HI = np.array([72.0, 73.0, 82.0])
+
+# deep grey matter as ellipsoids in MNI mm (centre, radii), mirrored in x: thalamus, caudate,
+# putamen, pallidum; the GM probability inside them becomes deep GM
+_DEEP_GM = (
+    ((11.0, -18.0, 7.0), (8.0, 14.0, 9.0)),
+    ((13.0, 10.0, 10.0), (5.0, 12.0, 9.0)),
+    ((25.0, 2.0, 1.0), (5.5, 14.0, 9.0)),
+    ((19.0, -3.0, -1.0), (4.0, 8.0, 5.0)),
+)
+_MNI_FILES = {n: f"mni_icbm152_{n}_tal_nlin_sym_09a_converted.nii.gz" for n in ("t1", "gm", "wm")}
+
+
+def _nilearn_data_dir() -> Path:
+    spec = importlib.util.find_spec("nilearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            "synth needs the 'nilearn' package (pip install nilearn) for MNI152 anatomy"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
+
+
+@functools.lru_cache(maxsize=1)
+def load_mni152() -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """T1, GM, WM scaled to [0, 1] and the brain mask (T1 > 0.2), with their 1 mm affine.
+
+    Reads nilearn's bundled files directly with nibabel, exactly as `nilearn.datasets.
+    load_mni152_template / _gm_template / _wm_template / _brain_mask` do (no resampling at 1 mm),
+    without importing nilearn (seconds per worker process).
+    """
+    import nibabel as nib
+
+    data, affine = {}, None
+    for name, fname in _MNI_FILES.items():
+        path = _nilearn_data_dir() / fname
+        if not path.exists():
+            raise ConfigError(
+                f"{path}: MNI152 template missing from the nilearn install; reinstall nilearn"
+            )
+        img = nib.load(str(path))
+        arr = np.asarray(img.dataobj, dtype=np.float32)
+        data[name] = arr / arr.max()
+        affine = np.asarray(img.affine, dtype=np.float64)
+    data["mask"] = (data["t1"] > 0.2).astype(np.float32)
+    return data, affine
+
+
+def _world_axes(shape: tuple[int, ...], affine: np.ndarray) -> list[np.ndarray]:
+    return [affine[i, i] * np.arange(shape[i]) + affine[i, 3] for i in range(3)]
+
+
+def _tissue_maps_1mm() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """[5,X,Y,Z] tissue fractions (TISSUES order), brain mask and affine at 1 mm."""
+    from scipy import ndimage as ndi
+
+    d, affine = load_mni152()
+    mask, t1 = d["mask"], d["t1"]
+    wm = np.minimum(d["wm"], 1.0) * mask
+    gm = np.minimum(d["gm"], 1.0 - wm) * mask
+    csf = np.clip(1.0 - gm - wm, 0.0, 1.0) * mask
+    # work inside the central box only (deep nuclei and ventricles live there)
+    box = tuple(
+        slice(int(lo - affine[i, 3]), int(hi - affine[i, 3]) + 1)
+        for i, (lo, hi) in enumerate(((-40, 40), (-82, 38), (-16, 36)))
+    )
+    xs, ys, zs = np.meshgrid(
+        *[_world_axes(mask.shape, affine)[i][box[i]] for i in range(3)], indexing="ij", sparse=True
+    )
+    deep = np.zeros(gm[box].shape, np.float32)
+    for (cx, cy, cz), (rx, ry, rz) in _DEEP_GM:
+        for sx in (1.0, -1.0):
+            dist = np.sqrt(
+                ((xs - sx * cx) / rx) ** 2 + ((ys - cy) / ry) ** 2 + ((zs - cz) / rz) ** 2
+            )
+            deep = np.maximum(deep, np.clip((1.0 - dist) * 4.0 + 0.5, 0.0, 1.0))
+    dgm = np.zeros_like(gm)
+    dgm[box] = gm[box] * deep
+    # ventricles: dark CSF in the central region, sparing the midline fissure but keeping the
+    # third ventricle; the large connected components are the lateral and third ventricles
+    central = (np.abs(xs) <= 32) & (ys >= -80) & (ys <= 35) & (zs >= -4) & (zs <= 35)
+    third = (ys >= -28) & (ys <= 2) & (zs <= 16)
+    cand = (csf[box] > 0.35) & central & ~((np.abs(xs) <= 3) & ~third) & (t1[box] < 0.45)
+    lab, n = ndi.label(cand)
+    sizes = ndi.sum(cand, lab, index=np.arange(1, n + 1))
+    core = np.isin(lab, np.flatnonzero(sizes > 300) + 1)
+    vent = np.zeros_like(csf)
+    vent[box] = csf[box] * ndi.binary_dilation(core, iterations=1)
+    maps = np.stack([wm, gm - dgm, dgm, csf - vent, vent]).astype(np.float32)
+    return maps, mask, affine
+
+
+@dataclass
+class Anatomy:
+    """The template on the output grid at one resolution (identity pose = the template)."""
+
+    res: float
+    shape: tuple[int, int, int]
+    affine: np.ndarray  # voxel -> RAS mm of the output grid
+    tissues: torch.Tensor  # [5,X,Y,Z] fractions, TISSUES order
+    mask: torch.Tensor  # [X,Y,Z] brain mask (soft)
+    icv: torch.Tensor  # [X,Y,Z] intracranial space: mask dilated ~2 mm (dura)
+    vent_grad: torch.Tensor  # [3,X,Y,Z] gradient of smoothed ventricles, max norm 1 (voxels)
+    mask_grad: torch.Tensor  # [3,X,Y,Z] gradient of smoothed mask (points inwards)
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def world(self, vox: np.ndarray) -> np.ndarray:
+        return np.asarray(vox, float) @ self.affine[:3, :3].T + self.affine[:3, 3]
+
+    def voxel(self, world: np.ndarray) -> np.ndarray:
+        return (np.asarray(world, float) - self.affine[:3, 3]) / self.res
+
+    def world_grid(self) -> torch.Tensor:
+        """RAS mm [X,Y,Z,3] of every voxel of the template grid (computed once)."""
+        if "world" not in self._cache:
+            a = torch.as_tensor(self.affine[:3, 3], dtype=torch.float32)
+            self._cache["world"] = identity_coords(self.shape) * self.res + a
+        return self._cache["world"]
+
+    def support(self, coarse: torch.Tensor) -> torch.Tensor:
+        """Output voxels that may hold brain, from template coords on the coarse lattice."""
+        near = sample(self._dilated(), coarse) > 0
+        up = torch.nn.functional.interpolate(
+            near[None, None].float(), size=self.shape, mode="trilinear", align_corners=True
+        )
+        return up[0, 0] > 0
+
+    def _dilated(self) -> torch.Tensor:
+        if "dilated" not in self._cache:
+            k = int(np.ceil(6.0 / self.res))
+            m = torch.nn.functional.max_pool3d(self.icv[None, None], 2 * k + 1, 1, k)[0, 0]
+            self._cache["dilated"] = m
+        return self._cache["dilated"]
+
+    def candidates(self, key: str, where: Callable[[Anatomy], torch.Tensor]) -> np.ndarray:
+        """Voxel indices [N,3] where `where(self)` holds, computed once per key and process."""
+        if key not in self._cache:
+            self._cache[key] = torch.nonzero(where(self)).numpy()
+        return self._cache[key]
+
+
+def check_resolution(res: float) -> float:
+    if not np.isfinite(res) or res < 1.0 or res > 8.0:
+        raise ConfigError(
+            f"resolution {res} mm is outside 1-8 mm (the anatomy is 1 mm; "
+            "use 1 for realism, 2-3 for CPU experiments)"
+        )
+    return float(res)
+
+
+def output_grid(res: float) -> tuple[tuple[int, int, int], np.ndarray]:
+    """Shape and RAS affine (diagonal spacing) of the grid every case of a dataset shares."""
+    lo = BRAIN_LO - MARGIN_MM
+    shape = tuple(
+        int(np.ceil((BRAIN_HI - BRAIN_LO + 2 * MARGIN_MM)[i] / res)) + 1 for i in range(3)
+    )
+    affine = np.diag([res, res, res, 1.0])
+    affine[:3, 3] = lo
+    return shape, affine  # type: ignore[return-value]
+
+
+@functools.lru_cache(maxsize=4)
+def build_anatomy(res: float) -> Anatomy:
+    """Resample the tissue maps to an isotropic `res` mm grid covering the brain (+ margin)."""
+    res = check_resolution(res)
+    maps, mask, aff1 = _tissue_maps_1mm()
+    shape, affine = output_grid(res)
+    lo = affine[:3, 3]
+    src = torch.cat([as_tensor(maps), as_tensor(mask)[None]])
+    # box filter: k^3 trilinear sub-samples per output voxel, averaged (anti-aliased, exact grid)
+    k = int(np.ceil(res - 1e-6))
+    fine = tuple(s * k for s in shape)
+    world = (
+        (identity_coords(fine) + 0.5) * (res / k)
+        - res / 2
+        + torch.as_tensor(lo, dtype=torch.float32)
+    )
+    src_vox = (world - torch.as_tensor(aff1[:3, 3], dtype=torch.float32)) / float(aff1[0, 0])
+    out = sample(src, src_vox)
+    if k > 1:
+        out = torch.nn.functional.avg_pool3d(out[None], k)[0]
+    tissues, bmask = out[:5].clamp(0, 1), out[5].clamp(0, 1)
+    icv = blur((bmask > 0.5).float(), 2.0 / res).clamp(0, 1)
+    icv = (icv > 0.15).float()
+    vs = blur(tissues[4], 3.0 / res)
+    vg = torch.stack(torch.gradient(vs))
+    vg = vg / vg.norm(dim=0).max().clamp(min=1e-6)
+    mg = torch.stack(torch.gradient(blur(bmask, 2.0 / res)))
+    return Anatomy(res, shape, affine, tissues.contiguous(), bmask, icv, vg, mg)
+
+
+@dataclass
+class SubjectShape:
+    """A subject's own head: per-axis scale and a smooth warp (stationary velocity field)."""
+
+    scale: np.ndarray  # 3
+    velocity: np.ndarray  # [3, n, n, n] mm, coarse
+
+
+@dataclass
+class Pose:
+    rotation: np.ndarray  # 3x3
+    shift_mm: np.ndarray  # 3
+
+
+def random_shape(rng: np.random.Generator, strength: float = 1.0) -> SubjectShape:
+    head = rng.normal(1.0, 0.05 * strength)
+    scale = head * rng.normal(1.0, 0.025 * strength, size=3)
+    velocity = rng.normal(0.0, 2.5 * strength, size=(3, 7, 8, 7)).astype(np.float32)
+    return SubjectShape(np.clip(scale, 0.8, 1.2), velocity)
+
+
+def random_pose(rng: np.random.Generator, max_deg: float = 5.0, max_shift: float = 4.0) -> Pose:
+    return Pose(random_rotation(rng, max_deg), rng.uniform(-max_shift, max_shift, size=3))
+
+
+def _integrate(velocity: np.ndarray, steps: int = 5) -> torch.Tensor:
+    """Displacement (mm) [3,n,n,n] of exp(velocity) by scaling and squaring on a coarse grid.
+
+    The coarse grid spans the output field of view, so one coarse cell is about 25 mm."""
+    v = torch.from_numpy(velocity) / 2**steps
+    n = torch.tensor(v.shape[1:], dtype=torch.float32)
+    span = torch.as_tensor(BRAIN_HI - BRAIN_LO + 2 * MARGIN_MM, dtype=torch.float32)
+    cell = span / (n - 1)
+    base = identity_coords(tuple(int(s) for s in v.shape[1:]))
+    for _ in range(steps):
+        # u(x) <- u(x) + u(x + u(x)); displacement in mm, sampled on the coarse grid in cells
+        v = v + sample(v, base + v.permute(1, 2, 3, 0) / cell)
+    return v
+
+
+def _coarse_world(anat: Anatomy, stride: int) -> torch.Tensor:
+    """RAS mm of a lattice spanning the output grid corner to corner with ~`stride` spacing."""
+    axes = [
+        torch.linspace(0.0, n - 1.0, max(2, int(np.ceil((n - 1) / stride)) + 1)) for n in anat.shape
+    ]
+    vox = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
+    return vox * anat.res + torch.as_tensor(anat.affine[:3, 3], dtype=torch.float32)
+
+
+def upsample_coords(coarse: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+    """Trilinear upsampling of a smooth coordinate field [x,y,z,3] (corners aligned)."""
+    up = torch.nn.functional.interpolate(
+        coarse.permute(3, 0, 1, 2)[None], size=shape, mode="trilinear", align_corners=True
+    )
+    return up[0].permute(1, 2, 3, 0).contiguous()
+
+
+def subject_coords(anat: Anatomy, shape: SubjectShape, pose: Pose, stride: int = 2) -> torch.Tensor:
+    """Template voxel coordinates [x,y,z,3] seen by a lattice of output voxels (every `stride`
+    voxels, corners included; see `upsample_coords`): undo pose, then scale, then warp."""
+    centre = torch.tensor([0.0, -17.0, 5.0])  # middle of the brain, RAS mm
+    x = _coarse_world(anat, stride) - centre
+    rot = torch.as_tensor(pose.rotation, dtype=torch.float32)
+    x = (x - torch.as_tensor(pose.shift_mm, dtype=torch.float32)) @ rot  # undo the pose: R^T
+    x = x / torch.as_tensor(shape.scale, dtype=torch.float32)
+    disp = _integrate(shape.velocity)
+    span = torch.as_tensor(BRAIN_HI - BRAIN_LO + 2 * MARGIN_MM, dtype=torch.float32)
+    n = torch.tensor(disp.shape[1:], dtype=torch.float32)
+    lo = torch.as_tensor(BRAIN_LO - MARGIN_MM, dtype=torch.float32)
+    x = x + sample(disp, (x + centre - lo) / span * (n - 1)).permute(1, 2, 3, 0)
+    return (x + centre - lo) / anat.res

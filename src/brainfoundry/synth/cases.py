@@ -1,0 +1,155 @@
+"""One imaging session, end to end: subject anatomy (shape, age) -> pathology -> per-sequence
+contrast -> scanner artefacts -> skull-stripped, co-registered volumes on one grid.
+
+A session is fully determined by its `SessionSpec` (two integer seeds and parameters), so any
+process can make any case and the result does not depend on the worker count."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..io.modalities import canonical_modality
+from .ageing import age_contrast, draw_ageing, enlarge_ventricles, thin_cortex
+from .anatomy import Anatomy, random_pose, random_shape, subject_coords, upsample_coords
+from .artefacts import acquire, coverage, draw_acquisition
+from .contrast import Lesion, draw_contrast, synthesize
+from .fields import sample_where, smooth_noise
+from .lesions import dwi_artefact, infarct, microbleeds, wmh
+from .meningioma import draw_site, mass_effect, surroundings
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    subject_seed: int  # anatomy and ageing of the person (shared by their sessions)
+    session_seed: int  # pose, pathology placement, contrast, acquisition, noise
+    age: float
+    sequences: tuple[str, ...]  # file stems, canonical names (+ "_k" for repeats)
+    shift: float = 0.0  # 0 = research/source domain, up to 1 = full clinical shift
+    vendor: str | None = None  # a contrast.VENDORS key when clinical
+    difficulty: float = 0.5
+    infarcts: int = 0  # number of infarcts (0 = none)
+    meningioma: bool = False
+    distractors: bool = True  # extra WMH, DWI artefacts and microbleeds, label-independent
+    variation: float = 1.0  # research-side spread between sites
+
+
+@dataclass
+class Session:
+    images: dict[str, np.ndarray]  # file stem -> int16 volume
+    lesion: np.ndarray  # uint8 mask of the labelled pathology (infarcts, tumour; may be empty)
+    brain: np.ndarray  # bool skull-strip mask
+    meta: dict
+    qc: dict = field(default_factory=dict)  # 2D slices for the montage
+    tissues: torch.Tensor | None = None  # [6,X,Y,Z] fractions, only when asked for
+
+
+def _z_range(mask: torch.Tensor) -> tuple[int, int] | None:
+    zs = torch.nonzero(mask.any(0).any(0)).flatten()
+    return (int(zs[0]), int(zs[-1])) if len(zs) else None
+
+
+def _ref_signal(seq: str, means: dict[str, np.ndarray], b: float) -> float:
+    if seq == "dwi_b1000":
+        return float(means["s0"][1] * np.exp(-b * 1e-3 * means["adc"][1]))
+    if seq == "adc":
+        return float(means["adc"][0])
+    return float(means[seq][:2].max())
+
+
+def make_session(spec: SessionSpec, anat: Anatomy, keep_tissues: bool = False) -> Session:
+    """Synthesise every sequence of one session."""
+    srng = np.random.default_rng(spec.subject_seed)
+    shape = random_shape(srng)
+    ageing = draw_ageing(srng, spec.age, spec.difficulty)
+    rng = np.random.default_rng(spec.session_seed)
+    pose = random_pose(rng, 4.0 + 8.0 * spec.shift, 4.0 + 6.0 * spec.shift)
+    grid = tuple(anat.shape)
+    # the smooth part of the warp is computed on a 2-voxel lattice and upsampled
+    coarse = enlarge_ventricles(anat, subject_coords(anat, shape, pose), ageing.ventricle_mm)
+    coords = upsample_coords(coarse, grid)
+    meta: dict = {"age": round(spec.age, 1), "ageing": ageing.as_dict()}
+
+    pre = coords
+    tumour = torch.zeros(grid)
+    site = None
+    if spec.meningioma:
+        site = draw_site(rng, anat, spec.difficulty)
+        coords, tumour = mass_effect(anat, pre, site)
+    support = anat.support(coarse)
+    t5 = sample_where(anat.tissues, coords, support).clamp(0, 1)  # sum of tissues = brain mask
+    if site is not None:  # the skull does not move: clip the pushed brain to the dura
+        t5 = t5 * sample_where(anat.icv[None], pre, support)[0] * (1.0 - tumour)
+    brain = torch.maximum(t5.sum(0), tumour) > 0.5
+    tissues = thin_cortex(torch.cat([t5, tumour[None]]), ageing.cortical_loss, anat.res)
+
+    lesions: list[Lesion] = []
+    labelled = torch.zeros(grid, dtype=torch.bool)
+    if site is not None:
+        tissues, extra, meta["meningioma"] = surroundings(
+            rng, anat, pre, tissues, site, tumour, spec.difficulty
+        )
+        lesions += extra
+        labelled = tumour > 0.5
+    meta["infarcts"] = []
+    for _ in range(spec.infarcts):
+        les, tissues, mask = infarct(rng, anat, coords, tissues, spec.difficulty)
+        lesions.append(les)
+        labelled |= mask
+        meta["infarcts"].append(les.meta | {"voxels": int(mask.sum())})
+    n_wmh = ageing.wmh_count
+    n_bleeds = int(rng.poisson(3.0 * ageing.atrophy)) if rng.uniform() < 0.25 else 0
+    artefact = False
+    if spec.distractors:
+        n_wmh += int(rng.poisson(2.0 + 6.0 * spec.difficulty)) if rng.uniform() < 0.5 else 0
+        n_bleeds += int(rng.integers(1, 6)) if rng.uniform() < 0.2 else 0
+        artefact = rng.uniform() < 0.3 + 0.3 * spec.difficulty
+    for les in (
+        wmh(rng, anat, coords, tissues, n_wmh, spec.difficulty),
+        microbleeds(rng, anat, coords, n_bleeds),
+        dwi_artefact(rng, anat, coords) if artefact else None,
+    ):
+        if les is not None:
+            lesions.append(les)
+    meta["distractors"] = {"wmh": n_wmh, "microbleeds": n_bleeds, "dwi_artefact": bool(artefact)}
+
+    contrast = draw_contrast(rng, spec.shift, spec.vendor)
+    contrast.means = age_contrast(contrast.means, ageing)
+    texture = 0.03 * smooth_noise(rng, grid, anat.res, 5.0)
+    z_lo, z_hi = coverage(rng, grid[2], anat.res, spec.shift, _z_range(labelled))
+    keep = brain.clone()
+    keep[..., :z_lo] = False
+    keep[..., z_hi:] = False
+    meta.update(
+        vendor=contrast.vendor, shift=round(spec.shift, 3), coverage_z=[z_lo, z_hi], acquisition={}
+    )
+    images = {}
+    for stem in spec.sequences:
+        seq = canonical_modality(stem) or stem
+        clean = synthesize(seq, tissues, contrast, lesions, texture)
+        acq = draw_acquisition(rng, seq, anat.res, spec.shift, spec.variation)
+        ref = _ref_signal(seq, contrast.means, contrast.b_value)
+        img = acquire(clean, acq, anat.res, ref, rng, keep, is_map=seq == "adc")
+        img = img.clamp(min=0.0) * contrast.gain[seq]
+        images[stem] = img.round().clamp(max=32767).numpy().astype(np.int16)
+        meta["acquisition"][stem] = acq.as_dict()
+    lesion = (labelled & keep).numpy().astype(np.uint8)
+    out = Session(images, lesion, keep.numpy(), meta, tissues=tissues if keep_tissues else None)
+    out.qc = qc_slices(out)
+    return out
+
+
+def qc_slices(s: Session) -> dict:
+    """Axial slices for the montage: through the largest lesion cross-section, else mid-brain."""
+    if s.lesion.any():
+        z = int(np.argmax(s.lesion.sum((0, 1))))
+    else:
+        zs = np.flatnonzero(s.brain.any((0, 1)))
+        z = int(zs[0] + 0.6 * (zs[-1] - zs[0])) if len(zs) else s.brain.shape[2] // 2
+    return {
+        "z": z,
+        "images": {k: v[:, :, z].astype(np.float32) for k, v in s.images.items()},
+        "lesion": s.lesion[:, :, z],
+    }

@@ -1,0 +1,80 @@
+"""`SynthConfig`: every knob of a generated dataset, validated, and saved into dataset.json."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+KINDS = ("pretrain", "infarct", "meningioma", "brainage")
+RESOLUTION_PRESETS = {"realistic": 1.0, "cpu": 2.0, "fast": 3.0, "tiny": 5.0}
+GENERATOR_VERSION = "1.0"
+
+
+@dataclass
+class SynthConfig:
+    kind: str = "pretrain"  # pretrain | infarct | meningioma | brainage
+    n: int = 40  # pretrain: subjects; task: fine-tuning (source-domain) cases
+    n_test: int | None = None  # task: clinical-domain test cases (default 2 x n)
+    resolution: float = 2.0  # isotropic output spacing, mm (1 realistic, 2-3 for CPU work)
+    seed: int = 0
+    shift: float = 1.0  # clinical shift strength of the test split, 0 (none) .. 1 (full)
+    difficulty: float = 0.5  # 0 easy .. 1 hard: lesion size/contrast, distractors, age noise
+    workers: int = 1
+    qc: bool = True
+    qc_cases: int = 4
+    positive_fraction: float = 0.6  # infarct: share of positive cases per split
+    min_age: float = 18.0
+    max_age: float = 90.0
+
+    @property
+    def test_cases(self) -> int:
+        return 2 * self.n if self.n_test is None else self.n_test
+
+    def validate(self) -> SynthConfig:
+        if self.kind not in KINDS:
+            raise ConfigError(f"unknown synth dataset {self.kind!r}; choose one of {list(KINDS)}")
+        if self.n < 1:
+            raise ConfigError(f"--n must be at least 1 (got {self.n})")
+        if self.kind != "pretrain" and self.test_cases < 0:
+            raise ConfigError(f"--n-test must be 0 or more (got {self.n_test})")
+        if self.kind == "infarct":
+            if not 0.0 < self.positive_fraction < 1.0:
+                raise ConfigError("positive_fraction must lie strictly between 0 and 1")
+            if self.n < 2:
+                raise ConfigError("infarct needs --n of at least 2 (one positive, one negative)")
+        if not 1.0 <= self.resolution <= 8.0:
+            raise ConfigError(
+                f"--resolution {self.resolution} mm is outside 1-8 mm (the anatomy "
+                "is 1 mm; use 1 for realism, 2-3 for CPU experiments)"
+            )
+        for name in ("shift", "difficulty"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ConfigError(f"--{name} must lie in [0, 1] (got {v})")
+        if self.workers < 1:
+            raise ConfigError(f"--workers must be at least 1 (got {self.workers})")
+        if not 18.0 <= self.min_age < self.max_age <= 100.0:
+            raise ConfigError(
+                f"ages must satisfy 18 <= min_age < max_age <= 100 "
+                f"(got {self.min_age}, {self.max_age})"
+            )
+        if self.seed < 0:
+            raise ConfigError(f"--seed must be non-negative (got {self.seed})")
+        return self
+
+
+def parse_resolution(text: str | float) -> float:
+    """`2`, `2mm`, `2.5 mm` or a preset name (realistic, cpu, fast, tiny) -> millimetres."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    t = text.strip().lower()
+    if t in RESOLUTION_PRESETS:
+        return RESOLUTION_PRESETS[t]
+    try:
+        return float(t.removesuffix("mm").strip())
+    except ValueError:
+        raise ConfigError(
+            f"--resolution {text!r}: give millimetres (e.g. 2 or 2mm) or a preset "
+            f"({', '.join(RESOLUTION_PRESETS)})"
+        ) from None

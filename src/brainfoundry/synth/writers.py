@@ -1,0 +1,235 @@
+"""Run a plan and write the dataset: FOMO60K layout for pretraining (`sub_N/ses_M/<seq>.nii.gz`),
+FOMO fine-tuning layout for tasks (`<split>/preprocessed/...`, `<split>/labels/...`), each with a
+`dataset.json` (generator version, seed, parameters, per-case truth) and QC montages."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..config import to_dict
+from ..errors import ConfigError
+from ..io.atomic import atomic_write_text
+from ..io.nifti import write_nifti
+from .config import GENERATOR_VERSION, SynthConfig
+from .plan import TASK_MODALITIES, Job, plan
+
+SPLITS = {"finetune": "source", "test": "clinical"}
+LABELS = {
+    "infarct": {
+        "type": "classification",
+        "file": "label.txt",
+        "values": [0, 1],
+        "aux": "lesion.nii.gz (infarct voxels; not a task input)",
+    },
+    "meningioma": {"type": "segmentation", "file": "seg.nii.gz", "values": [0, 1]},
+    "brainage": {"type": "regression", "file": "label.txt", "unit": "years"},
+}
+
+
+def _case_dir(out: Path, job: Job, kind: str) -> tuple[Path, Path | None]:
+    if job.split == "pretrain":
+        return out / job.subject / job.session, None
+    root = out / job.split
+    return (
+        root / "preprocessed" / job.subject / job.session,
+        root / "labels" / job.subject / job.session,
+    )
+
+
+def run_job(job: Job, out: str, kind: str, res: float) -> dict:
+    """Make one session and write its files; return its dataset.json record (+ QC slices)."""
+    import torch
+
+    from .anatomy import build_anatomy
+    from .cases import make_session
+
+    torch.set_num_threads(1)  # parallelism is across cases; keeps results thread-independent
+    anat = build_anatomy(res)
+    s = make_session(job.spec, anat)
+    img_dir, lab_dir = _case_dir(Path(out), job, kind)
+    for stem, vol in s.images.items():
+        write_nifti(img_dir / f"{stem}.nii.gz", vol, anat.affine)
+    if lab_dir is not None:
+        if kind == "meningioma":
+            write_nifti(lab_dir / "seg.nii.gz", s.lesion, anat.affine)
+        else:
+            text = f"{int(job.label)}" if kind == "infarct" else f"{job.label:.1f}"
+            atomic_write_text(lab_dir / "label.txt", text + "\n")
+            if kind == "infarct":
+                write_nifti(lab_dir / "lesion.nii.gz", s.lesion, anat.affine)
+    record = {
+        "subject": job.subject,
+        "session": job.session,
+        "split": job.split,
+        "sequences": list(s.images),
+        "label": job.label,
+    } | s.meta
+    record["lesion_voxels"] = int(s.lesion.sum())
+    return {"record": record, "qc": s.qc if job.qc else None}
+
+
+def _init_worker(res: float) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    from .anatomy import build_anatomy
+
+    build_anatomy(res)
+
+
+def _execute(jobs: list[Job], out: Path, cfg: SynthConfig, progress: bool) -> Iterator[dict]:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(jobs), desc=f"synth {cfg.kind}", unit="case", disable=not progress)
+    if cfg.workers == 1 or len(jobs) == 1:
+        import torch
+
+        threads = torch.get_num_threads()
+        try:
+            for job in jobs:
+                yield run_job(job, str(out), cfg.kind, cfg.resolution)
+                bar.update()
+        finally:
+            torch.set_num_threads(threads)
+            bar.close()
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("spawn")  # no fork: torch/OpenMP state is not fork-safe
+    n = min(cfg.workers, len(jobs))
+    with ProcessPoolExecutor(
+        n, mp_context=ctx, initializer=_init_worker, initargs=(cfg.resolution,)
+    ) as pool:
+        futures = [pool.submit(run_job, j, str(out), cfg.kind, cfg.resolution) for j in jobs]
+        try:
+            for f in futures:
+                yield f.result()
+                bar.update()
+        finally:
+            for f in futures:
+                f.cancel()
+            bar.close()
+
+
+def _check_output(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: output exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise ConfigError(f"{out}: output folder is not empty; choose a new one or pass --force")
+
+
+def generate(
+    cfg: SynthConfig,
+    out: str | Path,
+    progress: bool = False,
+    force: bool = False,
+) -> dict:
+    """Generate the dataset `cfg` describes into `out`; return the dataset.json content."""
+    from .anatomy import output_grid
+
+    cfg.validate()
+    out = Path(out)
+    _check_output(out, force)
+    jobs = plan(cfg)
+    results = list(_execute(jobs, out, cfg, progress))
+    shape, affine = output_grid(cfg.resolution)
+    header = {
+        "name": f"brainfoundry-synth-{cfg.kind}",
+        "generator": "brainfoundry.synth",
+        "generator_version": GENERATOR_VERSION,
+        "brainfoundry_version": __version__,
+        "kind": cfg.kind,
+        "seed": cfg.seed,
+        "config": to_dict(cfg),
+        "layout": "fomo60k" if cfg.kind == "pretrain" else "fomo-task",
+        "anatomy": {
+            "source": "MNI152 2009c nonlinear symmetric T1, GM, WM (bundled with nilearn)",
+            "resolution_mm": cfg.resolution,
+            "shape": list(shape),
+            "orientation": "RAS",
+            "affine": affine.tolist(),
+        },
+    }
+    records = [r["record"] for r in results]
+    if cfg.kind == "pretrain":
+        header["sessions"] = len(records)
+        header["subjects"] = len({r["subject"] for r in records})
+        header["scans"] = sum(len(r["sequences"]) for r in records)
+        header["cases"] = records
+        _write_json(out / "dataset.json", header)
+        _montages(out, cfg, jobs, results, ["pretrain"])
+        return header
+    required, alternatives = TASK_MODALITIES[cfg.kind]
+    header |= {
+        "task": cfg.kind,
+        "label": LABELS[cfg.kind],
+        "modalities": {"required": list(required), "one_of": list(alternatives)},
+    }
+    splits = {}
+    for split, domain in SPLITS.items():
+        recs = [r for r in records if r["split"] == split]
+        if not recs:
+            continue
+        info = {
+            "path": split,
+            "domain": domain,
+            "shift": cfg.shift if split == "test" else 0.0,
+            "n": len(recs),
+        }
+        splits[split] = info
+        _write_json(
+            out / split / "dataset.json", header | {"split": split} | info | {"cases": recs}
+        )
+    header["splits"] = splits
+    header["cases"] = records
+    _write_json(out / "dataset.json", header)
+    _montages(out, cfg, jobs, results, list(splits))
+    return header
+
+
+def _write_json(path: Path, data: dict) -> None:
+    atomic_write_text(path, json.dumps(data, indent=1, default=_json_default) + "\n")
+
+
+def _json_default(o: object) -> object:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, os.PathLike):
+        return str(o)
+    raise TypeError(type(o).__name__)
+
+
+def _montages(
+    out: Path, cfg: SynthConfig, jobs: list[Job], results: list[dict], splits: list[str]
+) -> None:
+    if not cfg.qc:
+        return
+    from .qc import montage
+
+    for split in splits:
+        items = [(j, r) for j, r in zip(jobs, results) if j.split == split and r["qc"] is not None]
+        if items:
+            montage(
+                [_qc_title(j, r["record"], cfg.kind) for j, r in items],
+                [r["qc"] for _, r in items],
+                out / "qc" / f"{split}.png",
+            )
+
+
+def _qc_title(job: Job, rec: dict, kind: str) -> str:
+    bits = [f"{job.subject}/{job.session}", f"age {rec['age']:.0f}"]
+    if kind == "infarct":
+        bits.append(f"label {int(job.label or 0)}")
+        bits += [f"{i['stage']} {i['territory']}" for i in rec.get("infarcts", [])[:1]]
+    elif kind == "meningioma" and "meningioma" in rec:
+        bits.append(rec["meningioma"]["site"])
+    if rec.get("shift"):
+        bits.append(f"{rec['vendor']} shift {rec['shift']:.1f}")
+    return ", ".join(bits)
