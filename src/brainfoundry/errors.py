@@ -12,8 +12,8 @@ class InputError(BrainFoundryError):
 
     def __init__(self, path: object, problem: str):
         self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+        self.problem = " ".join(str(problem).split())  # always one line
+        super().__init__(f"{self.path}: {self.problem}")
 
 
 class ConfigError(BrainFoundryError):

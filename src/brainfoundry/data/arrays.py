@@ -16,6 +16,10 @@ import numpy as np
 from ..errors import InputError
 from ..io.atomic import atomic_path
 
+# One thread per process: loaders parallelise across processes, and blosc2's thread pool does
+# not survive fork() (DataLoader workers would hang in decompression).
+blosc2.set_nthreads(1)
+
 
 @dataclass
 class ArrayFormat:

@@ -122,7 +122,7 @@ def process_session(
         seg = None
         try:
             if e0.seg_path:
-                seg = read_volume(e0.seg_path)
+                seg = read_volume(e0.seg_path, label=True)
                 if seg.shape != group[0][1].shape and len(groups) > 1:
                     seg = None  # the label belongs to another grid of this session
             pre = preprocess_group([v for _, v in group], cfg.preprocess, seg)

@@ -240,7 +240,7 @@ def detect_layout(root: Path) -> str:
         return "fomo60k"
     if "openneuro_metadata.csv" in names or any(re.match(r"ds\d+", n) for n in names):
         return "openmind"
-    if any(n.startswith("sub-") for n in names):
+    if any(n.startswith("sub-") for n in names) and next(root.glob("sub-*/**/anat/*.nii*"), None):
         return "bids"
     from .dicom import has_dicom
 

@@ -34,8 +34,11 @@ def is_nifti(path: str | Path) -> bool:
     return name.endswith(".nii") or name.endswith(".nii.gz")
 
 
-def read_volume(path: str | Path, series_uid: str | None = None) -> Volume:
-    """Read a NIfTI file or a DICOM series folder, validated (see `validate`)."""
+def read_volume(path: str | Path, series_uid: str | None = None, *, label: bool = False) -> Volume:
+    """Read a NIfTI file or a DICOM series folder, validated (see `validate`).
+
+    `label=True` accepts a constant volume (an empty mask is a valid negative case).
+    """
     p = Path(path)
     if not p.exists():
         raise InputError(p, "file not found")
@@ -49,10 +52,10 @@ def read_volume(path: str | Path, series_uid: str | None = None) -> Volume:
         vol = read_nifti(p)
     else:
         raise InputError(p, "not a NIfTI file (.nii/.nii.gz) or a DICOM folder")
-    return validate(vol)
+    return validate(vol, allow_constant=label)
 
 
-def validate(vol: Volume) -> Volume:
+def validate(vol: Volume, allow_constant: bool = False) -> Volume:
     """Reject what would silently poison training: NaN/Inf, empty, 4D, degenerate geometry."""
     d, a, p = vol.data, vol.affine, vol.path
     if d.ndim == 4 and d.shape[3] == 1:
@@ -75,6 +78,6 @@ def validate(vol: Volume) -> Volume:
     if not np.all(np.isfinite(d)):
         bad = int((~np.isfinite(d)).sum())
         raise InputError(p, f"{bad} voxels are NaN or Inf")
-    if not np.any(d != d.flat[0]):
+    if not allow_constant and not np.any(d != d.flat[0]):
         raise InputError(p, "image is empty (every voxel has the same value)")
     return Volume(np.ascontiguousarray(d, dtype=np.float32), a.astype(np.float64), p)

@@ -1,0 +1,151 @@
+"""Random-patch datasets over a store, for pretraining and fine-tuning.
+
+Map-style and deterministic: item `i` of epoch `e` draws its random numbers from
+`(seed, e, i)`, so a batch is identical whatever the number of workers or ranks that load it
+(ranks split indices with a DistributedSampler). A sample follows the shared convention:
+`{"image": float32 [C,*patch], "present": bool [C], "label": ..., "meta": {...}}`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import ConfigError
+from .store import Store
+
+
+@dataclass
+class Item:
+    """One sample source: a single scan, or a co-registered session group as channels."""
+
+    key: str
+    scans: list[str | None]  # one per channel; None = modality missing in this session
+    label: float | None = None
+
+
+def _items(store: Store, modalities: Sequence[str] | None) -> list[Item]:
+    m = store.manifest
+    if modalities is None:  # every scan on its own, one channel (pretraining)
+        return [Item(r.scan_id, [r.scan_id], _label(r.label)) for r in m.itertuples()]
+    items = []
+    for gid, g in m.groupby("group", sort=True):
+        by_mod = {}
+        for r in g.itertuples():
+            by_mod.setdefault(r.modality, r.scan_id)
+        scans = [by_mod.get(mod) for mod in modalities]
+        if any(s is not None for s in scans):
+            items.append(Item(str(gid), scans, _label(g["label"].iloc[0])))
+    return items
+
+
+def _label(v) -> float | None:
+    return None if v is None or (isinstance(v, float) and np.isnan(v)) else float(v)
+
+
+def _read_padded(arr, origin: Sequence[int], size: Sequence[int]) -> np.ndarray:
+    """Read arr[origin : origin+size] with zeros where the box leaves the array."""
+    shape = arr.shape
+    src = tuple(slice(max(o, 0), min(o + s, n)) for o, s, n in zip(origin, size, shape))
+    data = np.asarray(arr[src])
+    if data.shape == tuple(size):
+        return data
+    out = np.zeros(size, dtype=data.dtype)
+    dst = tuple(slice(sl.start - o, sl.stop - o) for sl, o in zip(src, origin))
+    out[dst] = data
+    return out
+
+
+class PatchDataset(Dataset):
+    """Random patches from a store.
+
+    modalities: channel order (missing ones are zero channels with present=False), or None to
+      use every scan as its own one-channel sample.
+    patch_size: the size returned; `margin` voxels are added on each side so a spatial
+      augmentation can rotate and crop back without empty corners.
+    foreground_prob / lesion_prob: chance that the patch is centred on a foreground voxel /
+      a labelled voxel (from the locations saved at prepare time), else uniformly at random.
+    """
+
+    def __init__(
+        self,
+        store: Store | str,
+        patch_size: Sequence[int] = (96, 96, 96),
+        *,
+        modalities: Sequence[str] | None = None,
+        samples_per_epoch: int | None = None,
+        foreground_prob: float = 1.0,
+        lesion_prob: float = 0.0,
+        margin: int = 0,
+        with_seg: bool = False,
+        seed: int = 0,
+    ):
+        self.store = store if isinstance(store, Store) else Store(store)
+        if len(patch_size) != 3 or min(patch_size) < 1:
+            raise ConfigError(f"patch_size must be three positive ints, got {patch_size}")
+        self.patch_size = tuple(int(p) for p in patch_size)
+        self.read_size = tuple(p + 2 * margin for p in self.patch_size)
+        self.modalities = list(modalities) if modalities is not None else None
+        self.items = _items(self.store, self.modalities)
+        if not self.items:
+            raise ConfigError(f"{self.store.root}: no scans with modalities {self.modalities}")
+        self.n = samples_per_epoch or len(self.items)
+        self.foreground_prob = foreground_prob
+        self.lesion_prob = lesion_prob
+        self.with_seg = with_seg
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _center(self, rng: np.random.Generator, sid: str, shape: Sequence[int]) -> np.ndarray:
+        u = rng.random()
+        if u < self.lesion_prob + self.foreground_prob:
+            locs = self.store.locations(sid)
+            pool = locs["lesion"] if u < self.lesion_prob and len(locs["lesion"]) else locs["fg"]
+            if len(pool):
+                return pool[rng.integers(len(pool))].astype(int)
+        return np.array([rng.integers(0, s) for s in shape])
+
+    def __getitem__(self, index: int) -> dict:
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        item = (
+            self.items[index % len(self.items)]
+            if self.n == len(self.items)
+            else self.items[rng.integers(len(self.items))]
+        )
+        ref = next(s for s in item.scans if s is not None)
+        ref_arr = self.store.array(ref)
+        center = self._center(rng, ref, ref_arr.shape)
+        origin = [int(c) - r // 2 for c, r in zip(center, self.read_size)]
+        chans, present = [], []
+        for sid in item.scans:
+            if sid is None:
+                chans.append(np.zeros(self.read_size, np.float32))
+                present.append(False)
+            else:
+                a = ref_arr if sid == ref else self.store.array(sid)
+                chans.append(_read_padded(a, origin, self.read_size).astype(np.float32))
+                present.append(True)
+        out = {
+            "image": torch.from_numpy(np.stack(chans)),
+            "present": torch.tensor(present),
+            "meta": {"key": item.key, "origin": torch.tensor(origin)},
+        }
+        if self.with_seg:
+            seg = self.store.label_array(ref)
+            if seg is None:
+                raise ConfigError(f"{self.store.root}: scan {ref} has no segmentation label")
+            lab = _read_padded(seg, origin, self.read_size)[None].astype(np.int64)
+            out["label"] = torch.from_numpy(lab)
+        elif item.label is not None:  # case-level: class or age
+            out["label"] = torch.tensor(item.label, dtype=torch.float32)
+        return out
