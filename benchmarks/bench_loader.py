@@ -41,7 +41,7 @@ def load_volume() -> tuple[np.ndarray, np.ndarray]:
     data = np.asarray(load_mni152_template(resolution=1).get_fdata(), dtype=np.float32)
     mask = data > 0
     data = np.where(mask, (data - data[mask].mean()) / data[mask].std(), 0).astype(np.float32)
-    return data, mask.astype(np.uint8)
+    return np.ascontiguousarray(data), np.ascontiguousarray(mask, dtype=np.uint8)  # C order
 
 
 def padded_size(patch: int) -> int:

@@ -119,6 +119,13 @@ def edit_items(batch: Batch, p: float, p_per_channel: float, generator: torch.Ge
     return image.view(b * c, 1, *image.shape[2:]), idx
 
 
+def for_items(flat: torch.Tensor, idx: torch.Tensor, fn) -> None:
+    """`flat[i] = fn(flat[i:i+1], k)` for the k-th selected item i, through views: tensor
+    indexing would gather and scatter whole volumes (two extra passes over memory)."""
+    for k, i in enumerate(idx.tolist()):
+        flat[i : i + 1] = fn(flat[i : i + 1], k)
+
+
 def channel_items(
     sel: torch.Tensor, p_per_channel: float, present: torch.Tensor, generator: torch.Generator
 ) -> torch.Tensor:

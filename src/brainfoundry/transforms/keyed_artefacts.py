@@ -20,6 +20,7 @@ from .base import (
     check_probabilities,
     check_range,
     edit_items,
+    for_items,
     present_mask,
     rand,
     select,
@@ -34,6 +35,10 @@ from .separable import (
 )
 
 
+def _row(mats: list[torch.Tensor | None], k: int) -> list[torch.Tensor | None]:
+    return [None if m is None else m[k : k + 1] for m in mats]
+
+
 def _along_random_axis(flat, idx, generator, make_matrix) -> None:
     """Apply `make_matrix(rows, n) -> [M,n,n]` to items `idx` along one random axis each."""
     axis = (rand((len(idx),), generator, flat.device) * 3).long().clamp_(max=2)
@@ -42,7 +47,7 @@ def _along_random_axis(flat, idx, generator, make_matrix) -> None:
         if len(rows):
             mats: list[torch.Tensor | None] = [None, None, None]
             mats[a] = make_matrix(rows, flat.shape[2 + a])
-            flat[idx[rows]] = apply_separable(flat[idx[rows]], *mats)
+            for_items(flat, idx[rows], lambda x, k, m=mats: apply_separable(x, *_row(m, k)))
 
 
 @TRANSFORMS.register("low_resolution")
@@ -64,7 +69,7 @@ class LowResolution(Transform):
         if len(idx):
             scale = uniform(self.scale, (len(idx),), generator, flat.device)
             mats = [lowres_matrices(scale, n) for n in flat.shape[2:]]
-            flat[idx] = apply_separable(flat[idx], *mats)
+            for_items(flat, idx, lambda x, k: apply_separable(x, *_row(mats, k)))
         return batch
 
 

@@ -21,6 +21,7 @@ from .base import (
     check_probabilities,
     check_range,
     edit_items,
+    for_items,
     select,
     uniform,
 )
@@ -45,7 +46,7 @@ class GaussianNoise(Transform):
         flat, idx = edit_items(batch, self.p, self.p_per_channel, generator)
         if len(idx):
             std = uniform(self.std, (len(idx),), generator, flat.device)
-            flat[idx] = I.gaussian_noise(flat[idx], std, generator)
+            for_items(flat, idx, lambda x, k: I.gaussian_noise(x, std[k : k + 1], generator))
         return batch
 
 
@@ -68,7 +69,7 @@ class GaussianBlur(Transform):
         if len(idx):
             sigma = uniform(self.sigma, (len(idx), 3), generator, flat.device)
             mats = [gaussian_matrices(sigma[:, a], n) for a, n in enumerate(flat.shape[2:])]
-            flat[idx] = apply_separable(flat[idx], *mats)
+            for_items(flat, idx, lambda x, k: apply_separable(x, *[m[k : k + 1] for m in mats]))
         return batch
 
 
@@ -90,7 +91,7 @@ class Brightness(Transform):
         flat, idx = edit_items(batch, self.p, self.p_per_channel, generator)
         if len(idx):
             factor = around_one(self.factor, (len(idx),), generator, flat.device)
-            flat[idx] = I.brightness(flat[idx], factor)
+            for_items(flat, idx, lambda x, k: I.brightness(x, factor[k : k + 1]))
         return batch
 
 
@@ -113,7 +114,7 @@ class Contrast(Transform):
         flat, idx = edit_items(batch, self.p, self.p_per_channel, generator)
         if len(idx):
             factor = around_one(self.factor, (len(idx),), generator, flat.device)
-            flat[idx] = I.contrast(flat[idx], factor, self.preserve_range)
+            for_items(flat, idx, lambda x, k: I.contrast(x, factor[k : k + 1], self.preserve_range))
         return batch
 
 
@@ -137,7 +138,9 @@ class Gamma(Transform):
         flat, idx = edit_items(batch, self.p, self.p_per_channel, generator)
         if len(idx):
             g = around_one(self.gamma, (len(idx),), generator, flat.device)
-            flat[idx] = I.gamma(flat[idx], g, self.invert, self.retain_stats)
+            for_items(
+                flat, idx, lambda x, k: I.gamma(x, g[k : k + 1], self.invert, self.retain_stats)
+            )
         return batch
 
 
@@ -163,5 +166,5 @@ class BiasField(Transform):
         if len(idx):
             mag = uniform(self.magnitude, (len(idx),), generator, image.device)
             coef = I.bias_field_coefficients(self.order, mag, generator)
-            image[idx] = I.bias_field(image[idx], coef)
+            for_items(image, idx, lambda x, k: I.bias_field(x, coef[k : k + 1]))
         return batch

@@ -104,11 +104,15 @@ class SpatialTransform(Transform):
 
     @staticmethod
     def _assemble(x, coords, moved, fixed, out_shape, sampler) -> torch.Tensor:
+        """Crop the untouched samples, resample the others; per-sample views, because indexing
+        the (large, padded) input with a tensor would copy all of it first."""
+        if len(moved) == x.shape[0]:
+            return sampler(x, coords).to(x.dtype)
         out = torch.empty((x.shape[0], x.shape[1], *out_shape), dtype=x.dtype, device=x.device)
-        if len(fixed):
-            out[fixed] = S.center_crop(x[fixed], out_shape)
-        if len(moved):
-            out[moved] = sampler(x[moved], coords).to(x.dtype)
+        for i in fixed.tolist():
+            out[i] = S.center_crop(x[i : i + 1], out_shape)[0]
+        for j, i in enumerate(moved.tolist()):
+            out[i] = sampler(x[i : i + 1], coords[j : j + 1])[0]
         return out
 
 
@@ -143,10 +147,11 @@ class Flip(Transform):
         permute = sel & select(self.p_permute, b, generator, dev)
         order = torch.argsort(rand((b, len(self.axes)), generator, dev), dim=1)
         label = spatial_label(batch)
-        if bool(axes.any()):
-            batch["image"] = S.flip(image, axes)
+        for i in axes.any(dim=1).nonzero().flatten().tolist():
+            dims = [2 + a for a in range(3) if axes[i, a]]
+            image[i : i + 1] = image[i : i + 1].flip(dims)  # owned by the pipeline: in place
             if label is not None:
-                batch["label"] = S.flip(label, axes)
+                label[i : i + 1] = label[i : i + 1].flip(dims)
         if bool(permute.any()):
             for key in ("image", "label") if label is not None else ("image",):
                 batch[key] = self._permute(batch[key], permute, order)

@@ -109,9 +109,13 @@ def _sample_slabs(volume: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
         w1.mul_((z0 >= -1) & (z0 <= din - 2))
     torch.add(yc, (z0 + 1).clamp_(0, din - 1), alpha=hin * sy, out=grid[:, 1, ..., 1])
     torch.add(yc, z0.clamp_(0, din - 1), alpha=hin * sy, out=grid[:, 0, ..., 1])
-    flat = grid.view(b, 2 * out_shape[0] * out_shape[1], out_shape[2], 2)
-    both = F.grid_sample(image, flat, mode="bilinear", padding_mode="zeros", align_corners=True)
-    both = both.view(b, c, 2, *out_shape)
+    if b == 1:  # the kernel parallelises over the batch only: make the two lookups a batch
+        flat = grid.view(2, out_shape[0] * out_shape[1], out_shape[2], 2)
+        both = F.grid_sample(image.expand(2, -1, -1, -1), flat, align_corners=True)
+        both = both.view(2, c, *out_shape).transpose(0, 1).unsqueeze(0)
+    else:
+        flat = grid.view(b, 2 * out_shape[0] * out_shape[1], out_shape[2], 2)
+        both = F.grid_sample(image, flat, align_corners=True).view(b, c, 2, *out_shape)
     if inside:
         return torch.lerp(both[:, :, 0], both[:, :, 1], fz.unsqueeze(1))
     return torch.addcmul(both[:, :, 0] * w0.unsqueeze(1), both[:, :, 1], w1.unsqueeze(1))
@@ -127,12 +131,20 @@ def sample_nearest(volume: torch.Tensor, coords: torch.Tensor, fill: float = 0) 
     """Nearest-neighbour lookup (any dtype, labels stay labels); outside the volume -> `fill`."""
     b, c, din, hin, win = volume.shape
     idx = coords.round()
+    lo, hi = idx.amin(dim=(0, 2, 3, 4)), idx.amax(dim=(0, 2, 3, 4))
+    limit = torch.tensor([din - 1, hin - 1, win - 1], dtype=idx.dtype, device=idx.device)
+    inside = bool((lo >= 0).all()) and bool((hi <= limit).all())
     z, y, x = idx[:, 0], idx[:, 1], idx[:, 2]
-    inside = (z >= 0) & (z <= din - 1) & (y >= 0) & (y <= hin - 1) & (x >= 0) & (x <= win - 1)
-    flat = (z.clamp(0, din - 1) * hin + y.clamp(0, hin - 1)) * win + x.clamp(0, win - 1)
-    flat = flat.long().view(b, 1, -1).expand(b, c, -1)
+    if not inside:
+        outside = (z < 0) | (z > din - 1) | (y < 0) | (y > hin - 1) | (x < 0) | (x > win - 1)
+        z, y, x = z.clamp(0, din - 1), y.clamp(0, hin - 1), x.clamp(0, win - 1)
+    exact = volume[0, 0].numel() < 2**24  # float32 holds every index exactly
+    if not exact:
+        z, y, x = z.double(), y.double(), x.double()
+    flat = torch.add(x, y, alpha=win).add_(z, alpha=hin * win).long()
+    flat = flat.view(b, 1, -1).expand(b, c, -1)
     out = volume.reshape(b, c, -1).gather(2, flat).view(b, c, *coords.shape[2:])
-    return out.masked_fill(~inside.unsqueeze(1), fill)
+    return out if inside else out.masked_fill_(outside.unsqueeze(1), fill)
 
 
 def center_crop(x: torch.Tensor, out_shape: tuple[int, ...]) -> torch.Tensor:
