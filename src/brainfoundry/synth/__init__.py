@@ -39,7 +39,7 @@ def __getattr__(name: str):  # torch-heavy parts load on first use
 
         return getattr(cases, name)
     if name == "plan":
-        from .plan import plan
+        from .cohorts import plan
 
         return plan
     raise AttributeError(name)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .anatomy import Anatomy
-from .fields import blur, sample
+from .fields import blur, sample_where
 
 AGE_RANGE = (18.0, 90.0)
 
@@ -42,7 +42,7 @@ def draw_ageing(rng: np.random.Generator, age: float, difficulty: float = 0.5) -
     brain_age = age + rng.normal(0.0, gap_sd)
     a = atrophy_curve(brain_age)
     noise = 0.5 + 0.5 * difficulty
-    vent = 0.9 * rng.normal(0.0, noise) + 6.0 * a * np.exp(rng.normal(0.0, 0.2 * noise))
+    vent = 0.9 * rng.normal(0.0, noise) + 7.0 * a * np.exp(rng.normal(0.0, 0.2 * noise))
     cortical = np.clip(0.55 * a * np.exp(rng.normal(0.0, 0.25 * noise)), 0.0, 0.85)
     lam = 14.0 * max(0.0, a - 0.12) ** 1.5 * np.exp(rng.normal(0.0, 0.5 * noise))
     flat = np.clip(0.12 * a + rng.normal(0.0, 0.02 * noise), 0.0, 0.3)
@@ -59,10 +59,13 @@ def draw_ageing(rng: np.random.Generator, age: float, difficulty: float = 0.5) -
 
 def enlarge_ventricles(anat: Anatomy, coords: torch.Tensor, amount_mm: float) -> torch.Tensor:
     """Move template coordinates along the smoothed-ventricle gradient: sampling deeper inside
-    the ventricles makes them (and the tissue displacement around them) grow."""
+    the ventricles makes them (and the tissue displacement around them) grow. Evaluated at full
+    resolution, only where the gradient lives (around the ventricles)."""
     if abs(amount_mm) < 1e-3:
         return coords
-    g = sample(anat.vent_grad, coords).permute(1, 2, 3, 0)
+    lo, hi = anat.vent_box()
+    where = ((coords >= lo) & (coords <= hi)).all(-1)
+    g = sample_where(anat.vent_grad, coords, where).permute(1, 2, 3, 0)
     return coords + (amount_mm / anat.res) * g
 
 

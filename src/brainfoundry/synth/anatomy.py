@@ -138,6 +138,13 @@ class Anatomy:
             self._cache["world"] = identity_coords(self.shape) * self.res + a
         return self._cache["world"]
 
+    def vent_box(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Template-voxel bounding box of the ventricle gradient field."""
+        if "vent_box" not in self._cache:
+            idx = torch.nonzero(self.vent_grad.norm(dim=0) > 1e-3).float()
+            self._cache["vent_box"] = (idx.min(0).values - 1.0, idx.max(0).values + 1.0)
+        return self._cache["vent_box"]
+
     def support(self, coarse: torch.Tensor) -> torch.Tensor:
         """Output voxels that may hold brain, from template coords on the coarse lattice."""
         near = sample(self._dilated(), coarse) > 0

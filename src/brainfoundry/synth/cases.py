@@ -68,8 +68,8 @@ def make_session(spec: SessionSpec, anat: Anatomy, keep_tissues: bool = False) -
     pose = random_pose(rng, 4.0 + 8.0 * spec.shift, 4.0 + 6.0 * spec.shift)
     grid = tuple(anat.shape)
     # the smooth part of the warp is computed on a 2-voxel lattice and upsampled
-    coarse = enlarge_ventricles(anat, subject_coords(anat, shape, pose), ageing.ventricle_mm)
-    coords = upsample_coords(coarse, grid)
+    coarse = subject_coords(anat, shape, pose)
+    coords = enlarge_ventricles(anat, upsample_coords(coarse, grid), ageing.ventricle_mm)
     meta: dict = {"age": round(spec.age, 1), "ageing": ageing.as_dict()}
 
     pre = coords
@@ -80,8 +80,10 @@ def make_session(spec: SessionSpec, anat: Anatomy, keep_tissues: bool = False) -
         coords, tumour = mass_effect(anat, pre, site)
     support = anat.support(coarse)
     t5 = sample_where(anat.tissues, coords, support).clamp(0, 1)  # sum of tissues = brain mask
-    if site is not None:  # the skull does not move: clip the pushed brain to the dura
-        t5 = t5 * sample_where(anat.icv[None], pre, support)[0] * (1.0 - tumour)
+    if site is not None:  # the skull does not move: clip the brain pushed past the dura
+        pushed = ((coords - pre).norm(dim=-1)).clamp(max=1.0)
+        outside = 1.0 - sample_where(anat.icv[None], pre, support)[0]
+        t5 = t5 * (1.0 - pushed * outside) * (1.0 - tumour)
     brain = torch.maximum(t5.sum(0), tumour) > 0.5
     tissues = thin_cortex(torch.cat([t5, tumour[None]]), ageing.cortical_loss, anat.res)
 

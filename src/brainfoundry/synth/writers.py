@@ -16,8 +16,8 @@ from ..config import to_dict
 from ..errors import ConfigError
 from ..io.atomic import atomic_write_text
 from ..io.nifti import write_nifti
+from .cohorts import TASK_MODALITIES, Job, plan
 from .config import GENERATOR_VERSION, SynthConfig
-from .plan import TASK_MODALITIES, Job, plan
 
 SPLITS = {"finetune": "source", "test": "clinical"}
 LABELS = {
@@ -147,7 +147,8 @@ def generate(
         "brainfoundry_version": __version__,
         "kind": cfg.kind,
         "seed": cfg.seed,
-        "config": to_dict(cfg),
+        # the worker count is left out: it never changes the data, so neither should this file
+        "config": {k: v for k, v in to_dict(cfg).items() if k != "workers"},
         "layout": "fomo60k" if cfg.kind == "pretrain" else "fomo-task",
         "anatomy": {
             "source": "MNI152 2009c nonlinear symmetric T1, GM, WM (bundled with nilearn)",
