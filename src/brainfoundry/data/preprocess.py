@@ -23,7 +23,10 @@ class PreprocessConfig:
 
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
     interpolation: Literal["cubic", "linear"] = "cubic"
-    anisotropy_threshold: float = 3.0  # spacing ratio above which an axis is "thick slices"
+    # across thick slices (spacing ≥ anisotropy_threshold × the finest); cubic measured best
+    # on 5 mm slabs (benchmarks/results/prepare.md), nearest is nnU-Net's choice
+    thick_slice_interpolation: Literal["cubic", "linear", "nearest"] = "cubic"
+    anisotropy_threshold: float = 3.0
     crop_foreground: bool = True
     crop_margin: int = 2  # voxels kept around the foreground box
     normalization: Literal["zscore", "none"] = "zscore"
