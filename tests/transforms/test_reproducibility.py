@@ -1,6 +1,13 @@
 import torch
 
-from brainfoundry.transforms import AugmentConfig, always_config, augment_preset, build_augmentation
+from brainfoundry.transforms import (
+    Augmentation,
+    AugmentConfig,
+    always_config,
+    augment_preset,
+    build_augmentation,
+)
+from brainfoundry.transforms.linear import FusedLinear
 
 
 def run(cfg: AugmentConfig, seed: int, make_batch) -> dict:
@@ -44,3 +51,13 @@ def test_every_preset_runs_and_keeps_shapes(batch):
         out = build_augmentation(cfg)(batch, torch.Generator().manual_seed(0))
         assert out["image"].shape == (2, 2, 32, 32, 32), name
         assert torch.isfinite(out["image"]).all(), name
+
+
+def test_fused_linear_chain_equals_running_each_transform(batch_factory):
+    cfg = always_config((32, 32, 32))
+    fused, plain = build_augmentation(cfg), Augmentation(cfg.transforms(), fuse=False)
+    assert any(isinstance(s, FusedLinear) for s in fused.steps)
+    a = fused(batch_factory(40), torch.Generator().manual_seed(5))
+    b = plain(batch_factory(40), torch.Generator().manual_seed(5))
+    torch.testing.assert_close(a["image"], b["image"], atol=1e-4, rtol=1e-4)
+    assert torch.equal(a["label"], b["label"])

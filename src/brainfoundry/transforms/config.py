@@ -31,14 +31,16 @@ class AugmentConfig:
 
     spatial: SpatialTransform = field(default_factory=SpatialTransform)
     bias_field: BiasField = field(default_factory=BiasField)
+    # the acquisition chain: linear along each axis, fused into one pass (see linear.py)
     motion: Motion = field(default_factory=Motion)
     ghosting: Ghosting = field(default_factory=Ghosting)
     thick_slices: ThickSlices = field(default_factory=ThickSlices)
-    noise: GaussianNoise = field(default_factory=GaussianNoise)
+    low_resolution: LowResolution = field(default_factory=LowResolution)
     blur: GaussianBlur = field(default_factory=GaussianBlur)
+    # then thermal noise, then intensity curves
+    noise: GaussianNoise = field(default_factory=GaussianNoise)
     brightness: Brightness = field(default_factory=Brightness)
     contrast: Contrast = field(default_factory=Contrast)
-    low_resolution: LowResolution = field(default_factory=LowResolution)
     gamma_inverted: Gamma = field(default_factory=lambda: Gamma(p=0.1, invert=True))
     gamma: Gamma = field(default_factory=Gamma)
     flip: Flip = field(default_factory=Flip)

@@ -20,14 +20,13 @@ from .base import (
     check_probabilities,
     check_range,
     edit_items,
-    for_items,
     present_mask,
     rand,
     select,
     uniform,
 )
+from .linear import Operators, SeparableTransform, per_item
 from .separable import (
-    apply_separable,
     ghosting_gains,
     kspace_matrices,
     lowres_matrices,
@@ -35,24 +34,22 @@ from .separable import (
 )
 
 
-def _row(mats: list[torch.Tensor | None], k: int) -> list[torch.Tensor | None]:
-    return [None if m is None else m[k : k + 1] for m in mats]
-
-
-def _along_random_axis(flat, idx, generator, make_matrix) -> None:
-    """Apply `make_matrix(rows, n) -> [M,n,n]` to items `idx` along one random axis each."""
-    axis = (rand((len(idx),), generator, flat.device) * 3).long().clamp_(max=2)
+def _along_random_axis(idx, generator, shape, make_matrix) -> Operators:
+    """One random axis per item; `make_matrix(rows, n) -> [M,n,n]` for the items on axis a."""
+    axis = (rand((len(idx),), generator, idx.device) * 3).long().clamp_(max=2)
+    ops: Operators = []
     for a in range(3):
         rows = (axis == a).nonzero().flatten()
         if len(rows):
             mats: list[torch.Tensor | None] = [None, None, None]
-            mats[a] = make_matrix(rows, flat.shape[2 + a])
-            for_items(flat, idx[rows], lambda x, k, m=mats: apply_separable(x, *_row(m, k)))
+            mats[a] = make_matrix(rows, shape[a])
+            ops += per_item(idx[rows], mats)
+    return ops
 
 
 @TRANSFORMS.register("low_resolution")
 @dataclass
-class LowResolution(Transform):
+class LowResolution(SeparableTransform):
     """Acquire at `scale` x the resolution (same on all axes), interpolate back."""
 
     name: ClassVar[str] = "low_resolution"
@@ -64,18 +61,17 @@ class LowResolution(Transform):
         check_probabilities(self)
         check_range(self.name, "scale", self.scale, 0.0, 1.0, open_low=True)
 
-    def apply_(self, batch: Batch, generator: torch.Generator) -> Batch:
+    def operators(self, batch: Batch, generator: torch.Generator) -> Operators:
         flat, idx = edit_items(batch, self.p, self.p_per_channel, generator)
-        if len(idx):
-            scale = uniform(self.scale, (len(idx),), generator, flat.device)
-            mats = [lowres_matrices(scale, n) for n in flat.shape[2:]]
-            for_items(flat, idx, lambda x, k: apply_separable(x, *_row(mats, k)))
-        return batch
+        if not len(idx):
+            return []
+        scale = uniform(self.scale, (len(idx),), generator, flat.device)
+        return per_item(idx, [lowres_matrices(scale, n) for n in flat.shape[2:]])
 
 
 @TRANSFORMS.register("thick_slices")
 @dataclass
-class ThickSlices(Transform):
+class ThickSlices(SeparableTransform):
     """A clinical 2-D acquisition: slices `factor` x thicker along one random axis."""
 
     name: ClassVar[str] = "thick_slices"
@@ -87,17 +83,18 @@ class ThickSlices(Transform):
         check_probabilities(self)
         check_range(self.name, "factor", self.factor, 1.0)
 
-    def apply_(self, batch: Batch, generator: torch.Generator) -> Batch:
+    def operators(self, batch: Batch, generator: torch.Generator) -> Operators:
         flat, idx = edit_items(batch, self.p, self.p_per_channel, generator)
-        if len(idx):
-            scale = 1.0 / uniform(self.factor, (len(idx),), generator, flat.device)
-            _along_random_axis(flat, idx, generator, lambda r, n: lowres_matrices(scale[r], n))
-        return batch
+        if not len(idx):
+            return []
+        scale = 1.0 / uniform(self.factor, (len(idx),), generator, flat.device)
+        shape = flat.shape[2:]
+        return _along_random_axis(idx, generator, shape, lambda r, n: lowres_matrices(scale[r], n))
 
 
 @TRANSFORMS.register("ghosting")
 @dataclass
-class Ghosting(Transform):
+class Ghosting(SeparableTransform):
     """Ghosts along a random phase-encoding axis: every k-th k-space line damped."""
 
     name: ClassVar[str] = "ghosting"
@@ -114,25 +111,25 @@ class Ghosting(Transform):
         if not 0.0 <= self.keep_centre <= 1.0:
             raise ConfigError(f"ghosting.keep_centre: {self.keep_centre} must be in [0, 1]")
 
-    def apply_(self, batch: Batch, generator: torch.Generator) -> Batch:
+    def operators(self, batch: Batch, generator: torch.Generator) -> Operators:
         flat, idx = edit_items(batch, self.p, self.p_per_channel, generator)
-        if len(idx):
-            m, dev = len(idx), flat.device
-            lo, hi = self.num_ghosts
-            ghosts = (lo + rand((m,), generator, dev) * (hi - lo + 1)).long().clamp_(max=hi)
-            strength = uniform(self.intensity, (m,), generator, dev)
+        if not len(idx):
+            return []
+        m, dev = len(idx), flat.device
+        lo, hi = self.num_ghosts
+        ghosts = (lo + rand((m,), generator, dev) * (hi - lo + 1)).long().clamp_(max=hi)
+        strength = uniform(self.intensity, (m,), generator, dev)
 
-            def matrix(rows, n):
-                gains = ghosting_gains(n, ghosts[rows], strength[rows], self.keep_centre)
-                return kspace_matrices(gains)
+        def matrix(rows, n):
+            gains = ghosting_gains(n, ghosts[rows], strength[rows], self.keep_centre)
+            return kspace_matrices(gains)
 
-            _along_random_axis(flat, idx, generator, matrix)
-        return batch
+        return _along_random_axis(idx, generator, flat.shape[2:], matrix)
 
 
 @TRANSFORMS.register("motion")
 @dataclass
-class Motion(Transform):
+class Motion(SeparableTransform):
     """Rigid shift of `shift` voxels (random sign) during the last `fraction` of k-space
     lines along a random phase-encoding axis: ringing and edge ghosts as in moving patients."""
 
@@ -147,19 +144,19 @@ class Motion(Transform):
         check_range(self.name, "shift", self.shift, 0.0)
         check_range(self.name, "fraction", self.fraction, 0.0, 1.0)
 
-    def apply_(self, batch: Batch, generator: torch.Generator) -> Batch:
+    def operators(self, batch: Batch, generator: torch.Generator) -> Operators:
         flat, idx = edit_items(batch, self.p, self.p_per_channel, generator)
-        if len(idx):
-            m, dev = len(idx), flat.device
-            sign = torch.where(rand((m,), generator, dev) < 0.5, -1.0, 1.0)
-            shift = uniform(self.shift, (m,), generator, dev) * sign
-            fraction = uniform(self.fraction, (m,), generator, dev)
+        if not len(idx):
+            return []
+        m, dev = len(idx), flat.device
+        sign = torch.where(rand((m,), generator, dev) < 0.5, -1.0, 1.0)
+        shift = uniform(self.shift, (m,), generator, dev) * sign
+        fraction = uniform(self.fraction, (m,), generator, dev)
 
-            def matrix(rows, n):
-                return kspace_matrices(motion_gains(n, shift[rows], fraction[rows]))
+        def matrix(rows, n):
+            return kspace_matrices(motion_gains(n, shift[rows], fraction[rows]))
 
-            _along_random_axis(flat, idx, generator, matrix)
-        return batch
+        return _along_random_axis(idx, generator, flat.shape[2:], matrix)
 
 
 @TRANSFORMS.register("channel_dropout")

@@ -25,7 +25,8 @@ from .base import (
     select,
     uniform,
 )
-from .separable import apply_separable, gaussian_matrices
+from .linear import Operators, SeparableTransform, per_item
+from .separable import gaussian_matrices
 
 
 @TRANSFORMS.register("noise")
@@ -52,7 +53,7 @@ class GaussianNoise(Transform):
 
 @TRANSFORMS.register("blur")
 @dataclass
-class GaussianBlur(Transform):
+class GaussianBlur(SeparableTransform):
     """Separable Gaussian blur, sigma (voxels) drawn per channel and axis."""
 
     name: ClassVar[str] = "blur"
@@ -64,13 +65,14 @@ class GaussianBlur(Transform):
         check_probabilities(self)
         check_range(self.name, "sigma", self.sigma, 0.0)
 
-    def apply_(self, batch: Batch, generator: torch.Generator) -> Batch:
+    def operators(self, batch: Batch, generator: torch.Generator) -> Operators:
         flat, idx = edit_items(batch, self.p, self.p_per_channel, generator)
-        if len(idx):
-            sigma = uniform(self.sigma, (len(idx), 3), generator, flat.device)
-            mats = [gaussian_matrices(sigma[:, a], n) for a, n in enumerate(flat.shape[2:])]
-            for_items(flat, idx, lambda x, k: apply_separable(x, *[m[k : k + 1] for m in mats]))
-        return batch
+        if not len(idx):
+            return []
+        sigma = uniform(self.sigma, (len(idx), 3), generator, flat.device)
+        return per_item(
+            idx, [gaussian_matrices(sigma[:, a], n) for a, n in enumerate(flat.shape[2:])]
+        )
 
 
 @TRANSFORMS.register("brightness")
