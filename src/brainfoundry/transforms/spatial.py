@@ -86,9 +86,10 @@ def _sample_native(volume: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
 
 
 def _sample_slabs(volume: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
-    """Slices stacked as rows of one 2-D image (a free view of a contiguous volume); x keeps the
-    kernel's zero padding, the zero padding in y and z is folded into the blend weights (skipped
-    when every point lies inside, the usual case for a padded read)."""
+    """Slices stacked as rows of one 2-D image (a free view of a contiguous volume). x keeps the
+    kernel's zero padding; y and z are clamped inside, and zero padding is restored exactly by
+    the weight `(1 - |y - y_clamped|)(1 - |z - z_clamped|)` (skipped when all points are inside,
+    the usual case for a padded read)."""
     b, c, din, hin, win = volume.shape
     out_shape = coords.shape[2:]
     image = volume.contiguous().view(b, c, din * hin, win)
@@ -96,19 +97,19 @@ def _sample_slabs(volume: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
     zmin, zmax = torch.aminmax(z)
     ymin, ymax = torch.aminmax(y)
     inside = bool(zmin >= 0) and bool(zmax <= din - 1) and bool(ymin >= 0) and bool(ymax <= hin - 1)
-    z0 = z.floor().clamp_(max=max(din - 2, 0)) if inside else z.floor()
+    weight = None
+    if not inside:
+        weight = _falloff(z, din).mul_(_falloff(y, hin))
+        z, y = z.clamp(0.0, din - 1.0), y.clamp(0.0, hin - 1.0)
+    z0 = z.floor().clamp_(max=max(din - 2, 0))
     fz = z - z0
     sy, sx = 2.0 / max(din * hin - 1, 1), 2.0 / max(win - 1, 1)
     grid = torch.empty((b, 2, *out_shape, 2), dtype=volume.dtype, device=volume.device)
     torch.mul(coords[:, 2], sx, out=grid[:, 0, ..., 0]).sub_(1.0)
     grid[:, 1, ..., 0] = grid[:, 0, ..., 0]
-    yc = y.mul(sy).sub_(1.0) if inside else y.clamp(0.0, hin - 1.0).mul_(sy).sub_(1.0)
-    if not inside:
-        w1 = fz * _falloff(y, hin)
-        w0 = w1.neg().add_(_falloff(y, hin)).mul_((z0 >= 0) & (z0 <= din - 1))
-        w1.mul_((z0 >= -1) & (z0 <= din - 2))
-    torch.add(yc, (z0 + 1).clamp_(0, din - 1), alpha=hin * sy, out=grid[:, 1, ..., 1])
-    torch.add(yc, z0.clamp_(0, din - 1), alpha=hin * sy, out=grid[:, 0, ..., 1])
+    yc = y.mul(sy).sub_(1.0)
+    torch.add(yc, z0, alpha=hin * sy, out=grid[:, 0, ..., 1])
+    torch.add(grid[:, 0, ..., 1], hin * sy if din > 1 else 0.0, out=grid[:, 1, ..., 1])
     if b == 1:  # the kernel parallelises over the batch only: make the two lookups a batch
         flat = grid.view(2, out_shape[0] * out_shape[1], out_shape[2], 2)
         both = F.grid_sample(image.expand(2, -1, -1, -1), flat, align_corners=True)
@@ -116,35 +117,36 @@ def _sample_slabs(volume: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
     else:
         flat = grid.view(b, 2 * out_shape[0] * out_shape[1], out_shape[2], 2)
         both = F.grid_sample(image, flat, align_corners=True).view(b, c, 2, *out_shape)
-    if inside:
-        return torch.lerp(both[:, :, 0], both[:, :, 1], fz.unsqueeze(1))
-    return torch.addcmul(both[:, :, 0] * w0.unsqueeze(1), both[:, :, 1], w1.unsqueeze(1))
+    out = torch.lerp(both[:, :, 0], both[:, :, 1], fz.unsqueeze(1))
+    return out if weight is None else out.mul_(weight.unsqueeze(1))
 
 
-def _falloff(y: torch.Tensor, n: int) -> torch.Tensor:
+def _falloff(v: torch.Tensor, n: int) -> torch.Tensor:
     """1 inside [0, n-1], falling linearly to 0 one voxel outside (zero-padded interpolation)."""
-    outside = y.clamp(max=0.0).neg_().add_((y - (n - 1)).clamp_(min=0.0))
-    return outside.neg_().add_(1.0).clamp_(min=0.0)
+    return torch.minimum(v + 1.0, n - v).clamp_(0.0, 1.0)
 
 
 def sample_nearest(volume: torch.Tensor, coords: torch.Tensor, fill: float = 0) -> torch.Tensor:
-    """Nearest-neighbour lookup (any dtype, labels stay labels); outside the volume -> `fill`."""
-    b, c, din, hin, win = volume.shape
+    """Nearest-neighbour lookup (any dtype, labels stay labels); outside the volume -> `fill`.
+
+    Points outside are handled by padding the (cheap, often uint8) volume with one voxel of
+    `fill` and clamping into it, rather than by masks over the (float) coordinates."""
+    b, c = volume.shape[:2]
     idx = coords.round()
     lo, hi = idx.amin(dim=(0, 2, 3, 4)), idx.amax(dim=(0, 2, 3, 4))
-    limit = torch.tensor([din - 1, hin - 1, win - 1], dtype=idx.dtype, device=idx.device)
-    inside = bool((lo >= 0).all()) and bool((hi <= limit).all())
+    limit = torch.tensor(volume.shape[2:], dtype=idx.dtype, device=idx.device) - 1
+    if not (bool((lo >= 0).all()) and bool((hi <= limit).all())):
+        volume = F.pad(volume, (1, 1, 1, 1, 1, 1), value=fill)
+        idx = torch.maximum(
+            torch.minimum(idx + 1, limit.view(1, 3, 1, 1, 1) + 2), idx.new_zeros(())
+        )
+    din, hin, win = volume.shape[2:]
     z, y, x = idx[:, 0], idx[:, 1], idx[:, 2]
-    if not inside:
-        outside = (z < 0) | (z > din - 1) | (y < 0) | (y > hin - 1) | (x < 0) | (x > win - 1)
-        z, y, x = z.clamp(0, din - 1), y.clamp(0, hin - 1), x.clamp(0, win - 1)
-    exact = volume[0, 0].numel() < 2**24  # float32 holds every index exactly
-    if not exact:
+    if volume[0, 0].numel() >= 2**24:  # beyond float32's exact integers
         z, y, x = z.double(), y.double(), x.double()
     flat = torch.add(x, y, alpha=win).add_(z, alpha=hin * win).long()
     flat = flat.view(b, 1, -1).expand(b, c, -1)
-    out = volume.reshape(b, c, -1).gather(2, flat).view(b, c, *coords.shape[2:])
-    return out if inside else out.masked_fill_(outside.unsqueeze(1), fill)
+    return volume.reshape(b, c, -1).gather(2, flat).view(b, c, *coords.shape[2:])
 
 
 def center_crop(x: torch.Tensor, out_shape: tuple[int, ...]) -> torch.Tensor:
