@@ -1,0 +1,1 @@
+"""Models: backbones (CNN and transformer), the checkpoint card and weight I/O, nnssl interop."""

@@ -1,0 +1,132 @@
+"""Residual-encoder U-Net (the nnU-Net / SSL3D standard CNN) from dynamic-network-architectures.
+
+The encoder and decoder are DNA's own modules under DNA's own names (`encoder.stem`,
+`encoder.stages`, `decoder`), so the state dict is key-for-key that of DNA's
+`ResidualEncoderUNet`: export to nnssl / nnU-Net is a copy, not a mapping.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import BACKBONES
+from .base import Backbone, reject_keep
+
+# ResEnc-L is exactly nnssl's `get_res_enc_l` ("Revisiting MAE pre-training", arXiv 2410.23132).
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {  # tests: a 32^3 forward+backward in tens of milliseconds
+        "n_stages": 3,
+        "features_per_stage": [8, 16, 32],
+        "kernel_size": 3,
+        "strides": [1, 2, 2],
+        "n_blocks_per_stage": [1, 1, 1],
+        "n_conv_per_stage_decoder": [1, 1],
+    },
+    "small": {  # CPU demo, ~5M parameters
+        "n_stages": 5,
+        "features_per_stage": [16, 32, 64, 128, 128],
+        "kernel_size": 3,
+        "strides": [1, 2, 2, 2, 2],
+        "n_blocks_per_stage": [1, 1, 2, 2, 2],
+        "n_conv_per_stage_decoder": [1, 1, 1, 1],
+    },
+    "base": {  # single GPU, ~57M: ResEnc-L's widths with fewer blocks
+        "n_stages": 6,
+        "features_per_stage": [32, 64, 128, 256, 320, 320],
+        "kernel_size": 3,
+        "strides": [1, 2, 2, 2, 2, 2],
+        "n_blocks_per_stage": [1, 2, 2, 3, 3, 3],
+        "n_conv_per_stage_decoder": [1, 1, 1, 1, 1],
+    },
+    "L": {  # ResEnc-L, ~102M parameters
+        "n_stages": 6,
+        "features_per_stage": [32, 64, 128, 256, 320, 320],
+        "kernel_size": 3,
+        "strides": [1, 2, 2, 2, 2, 2],
+        "n_blocks_per_stage": [1, 3, 4, 6, 6, 6],
+        "n_conv_per_stage_decoder": [1, 1, 1, 1, 1],
+    },
+}
+
+NORM_KWARGS = {"eps": 1e-5, "affine": True}
+NONLIN_KWARGS = {"inplace": True}
+
+
+def dna_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
+    """Our JSON kwargs → DNA `ResidualEncoderUNet` arguments (the fixed parts included)."""
+    n = kw["n_stages"]
+    return {
+        "input_channels": kw["in_channels"],
+        "n_stages": n,
+        "features_per_stage": list(kw["features_per_stage"]),
+        "conv_op": nn.Conv3d,
+        "kernel_sizes": [[kw["kernel_size"]] * 3 for _ in range(n)],
+        "strides": [[s] * 3 for s in kw["strides"]],
+        "n_blocks_per_stage": list(kw["n_blocks_per_stage"]),
+        "num_classes": kw["out_channels"],
+        "n_conv_per_stage_decoder": list(kw["n_conv_per_stage_decoder"]),
+        "conv_bias": True,
+        "norm_op": nn.InstanceNorm3d,
+        "norm_op_kwargs": dict(NORM_KWARGS),
+        "dropout_op": None,
+        "dropout_op_kwargs": None,
+        "nonlin": nn.LeakyReLU,
+        "nonlin_kwargs": dict(NONLIN_KWARGS),
+        "deep_supervision": False,
+    }
+
+
+@BACKBONES.register("resenc")
+class ResEncUNet(Backbone):
+    """DNA's ResidualEncoderUNet behind the backbone interface (InstanceNorm, LeakyReLU)."""
+
+    name = "resenc"
+    in_proj_keys = ("encoder.stem.convs.0.conv", "encoder.stem.convs.0.all_modules.0")
+
+    def __init__(self, preset: str = "tiny", **kwargs: Any):
+        from dynamic_network_architectures.architectures.unet import ResidualEncoderUNet
+
+        kw = _resolve(preset, kwargs)
+        super().__init__(preset, kw)
+        net = ResidualEncoderUNet(**dna_kwargs(kw))
+        net.apply(net.initialize)  # nnU-Net's init: He(1e-2), last norm of each residual block = 0
+        self.encoder = net.encoder
+        self.decoder = net.decoder  # holds a reference to the encoder, as in DNA
+        self.feature_channels = list(kw["features_per_stage"])
+        self.embed_dim = self.feature_channels[-1]
+        mult = 1
+        for s in kw["strides"]:
+            mult *= s
+        self.min_input_multiple = mult
+
+    def encode(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> list[torch.Tensor]:
+        reject_keep(self.name, keep)
+        self.check_input(x)
+        return list(self.encoder(x))
+
+    def decode(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        return self.decoder(feats)
+
+
+def _resolve(preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    from ...errors import ConfigError
+
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown resenc preset {preset!r}; known: {', '.join(PRESETS)}")
+    kw = {**PRESETS[preset], **overrides}
+    allowed = set(PRESETS["tiny"]) | {"in_channels", "out_channels"}
+    unknown = set(kw) - allowed
+    if unknown:
+        raise ConfigError(f"unknown resenc option(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    n = kw["n_stages"]
+    for key in ("features_per_stage", "strides", "n_blocks_per_stage"):
+        if len(kw[key]) != n:
+            raise ConfigError(f"resenc {key} needs {n} entries (n_stages), got {kw[key]}")
+    if len(kw["n_conv_per_stage_decoder"]) != n - 1:
+        raise ConfigError(f"resenc n_conv_per_stage_decoder needs {n - 1} entries")
+    for key in ("features_per_stage", "strides", "n_blocks_per_stage", "n_conv_per_stage_decoder"):
+        kw[key] = [int(v) for v in kw[key]]
+    return kw
