@@ -133,23 +133,27 @@ def apply_overrides(cfg: C, overrides: list[str]) -> C:
 
 
 def load_config(
-    cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None
+    cls: type[C],
+    path: str | Path | list[str | Path | None] | None = None,
+    overrides: list[str] | None = None,
 ) -> C:
-    """Defaults ← YAML file ← overrides."""
-    cfg = cls()
-    if path is not None:
-        p = Path(path)
+    """Defaults ← YAML file(s), in order (later wins) ← `a.b=c` overrides."""
+    data = to_dict(cls())
+    paths = path if isinstance(path, list) else [path]
+    for item in paths:
+        if item is None:
+            continue
+        p = Path(item)
         try:
-            data = yaml.safe_load(p.read_text()) or {}
+            loaded = yaml.safe_load(p.read_text()) or {}
         except FileNotFoundError:
             raise ConfigError(f"{p}: config file not found") from None
         except yaml.YAMLError as e:
             raise ConfigError(f"{p}: not valid YAML ({e.__class__.__name__})") from None
-        if not isinstance(data, dict):
+        if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: expected a mapping at top level")
-        merged = _deep_merge(to_dict(cfg), data)
-        cfg = from_dict(cls, merged)
-    return apply_overrides(cfg, overrides or [])
+        data = _deep_merge(data, loaded)
+    return apply_overrides(from_dict(cls, data), overrides or [])
 
 
 def _deep_merge(base: dict, top: dict) -> dict:

@@ -8,7 +8,7 @@ Map-style and deterministic: item `i` of epoch `e` draws its random numbers from
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,6 +69,11 @@ class PatchDataset(Dataset):
       augmentation can rotate and crop back without empty corners.
     foreground_prob / lesion_prob: chance that the patch is centred on a foreground voxel /
       a labelled voxel (from the locations saved at prepare time), else uniformly at random.
+    transform: augmentation `(batch, generator) -> batch` applied per sample here, in the loader
+      workers, with a generator seeded by the item, so results never depend on how samples are
+      batched, which worker loads them or how many ranks share the epoch.
+    n_views: >1 returns `views`: that many independently augmented copies (contrastive SSL).
+    `meta["seed"]` is a per-item seed for the model's own randomness (e.g. MAE masks).
     """
 
     def __init__(
@@ -82,6 +87,8 @@ class PatchDataset(Dataset):
         lesion_prob: float = 0.0,
         margin: int = 0,
         with_seg: bool = False,
+        transform: Callable[[dict, torch.Generator], dict] | None = None,
+        n_views: int = 1,
         seed: int = 0,
     ):
         self.store = store if isinstance(store, Store) else Store(store)
@@ -97,6 +104,8 @@ class PatchDataset(Dataset):
         self.foreground_prob = foreground_prob
         self.lesion_prob = lesion_prob
         self.with_seg = with_seg
+        self.transform = transform
+        self.n_views = n_views
         self.seed = seed
         self.epoch = 0
 
@@ -138,7 +147,11 @@ class PatchDataset(Dataset):
         out = {
             "image": torch.from_numpy(np.stack(chans)),
             "present": torch.tensor(present),
-            "meta": {"key": item.key, "origin": torch.tensor(origin)},
+            "meta": {
+                "key": item.key,
+                "origin": torch.tensor(origin),
+                "seed": int(rng.integers(2**62)),
+            },
         }
         if self.with_seg:
             seg = self.store.label_array(ref)
@@ -148,4 +161,23 @@ class PatchDataset(Dataset):
             out["label"] = torch.from_numpy(lab)
         elif item.label is not None:  # case-level: class or age
             out["label"] = torch.tensor(item.label, dtype=torch.float32)
-        return out
+        if self.transform is None and self.n_views == 1:
+            return out
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        views = [self._augment(out, gen) for _ in range(self.n_views)]
+        if self.n_views == 1:
+            return views[0]
+        first = dict(views[0])
+        first["views"] = torch.stack([v["image"] for v in views])
+        first["views_present"] = torch.stack([v["present"] for v in views])
+        return first
+
+    def _augment(self, sample: dict, gen: torch.Generator) -> dict:
+        if self.transform is None:
+            return dict(sample)
+        batch = {k: v[None] for k, v in sample.items() if k in ("image", "present", "label")}
+        batch = self.transform(batch, gen)
+        return {
+            **sample,
+            **{k: v[0] for k, v in batch.items() if k in ("image", "present", "label")},
+        }

@@ -1,0 +1,242 @@
+"""`Trainer`: the one training loop.
+
+Deterministic by construction: the samples of optimizer step `s` are a fixed slice of a seeded
+per-epoch permutation, every sample carries its own seed (augmentation, masks), and the state
+at a checkpoint holds everything else. So a run resumed after a kill -9 continues with the same
+results as an uninterrupted one, and N ranks with batch b follow the loss curve of one process
+with batch N·b (rank r takes the r-th slice of each global micro-batch; DDP averages gradients).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from .. import distributed as dist
+from ..errors import ConfigError
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .config import OptimConfig, TrainConfig
+from .ema import EMA
+from .logger import RunLogger
+from .schedule import warmup_cosine
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """No weight decay on norms, biases and embeddings-like 1-D parameters."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+
+
+def to_device(batch, device: torch.device):
+    if torch.is_tensor(batch):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+class Trainer:
+    """Runs `model(batch) -> (loss, logs)` over `dataset` for `cfg.steps` optimizer steps."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        dataset,
+        train: TrainConfig,
+        optim: OptimConfig,
+        run_dir: str | Path,
+        *,
+        collate: Callable | None = None,
+        on_checkpoint: Callable[[nn.Module, int, dict | None], None] | None = None,
+    ):
+        self.train, self.optim_cfg = train, optim
+        self.run_dir = Path(run_dir)
+        self.dataset = dataset
+        self.collate = collate
+        self.on_checkpoint = on_checkpoint
+        self.device = pick_device(train.device)
+        dist.init_from_env(self.device)
+        self.world, self.rank = dist.world_size(), dist.rank()
+        self.model = model.to(self.device)
+        self.per_step = train.batch_size * optim.accum_steps * self.world  # global samples/step
+        if len(dataset) < self.per_step:
+            raise ConfigError(
+                f"the dataset has {len(dataset)} samples per epoch but one step needs "
+                f"{self.per_step}; raise samples_per_epoch or lower batch_size"
+            )
+        self.steps_per_epoch = len(dataset) // self.per_step
+        self.optimizer = build_optimizer(self.model, optim)
+        self.ema = EMA(self.model, optim.ema_decay) if optim.ema_decay else None
+        self.ddp = (
+            torch.nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=True)
+            if self.world > 1
+            else self.model
+        )
+        amp = train.amp
+        if amp == "auto":
+            amp = "bf16" if self.device.type == "cuda" else "off"
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+        self.scaler = torch.amp.GradScaler(enabled=amp == "fp16")
+        self.step = 0
+
+    # -- data ---------------------------------------------------------------------------------
+    def _epoch_indices(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.train.seed, epoch]).permutation(len(self.dataset))
+
+    def _micro_batches(self, start_step: int):
+        """Yield (step, micro, batch) from `start_step` on, epoch by epoch."""
+        b, accum = self.train.batch_size, self.optim_cfg.accum_steps
+        step = start_step
+        while step < self.train.steps:
+            epoch, first = divmod(step, self.steps_per_epoch)
+            last = min(self.steps_per_epoch, first + self.train.steps - step)
+            perm = self._epoch_indices(epoch)
+            plan = []
+            for s in range(first, last):
+                for m in range(accum):
+                    o = s * self.per_step + m * b * self.world + self.rank * b
+                    plan.append(perm[o : o + b].tolist())
+            if hasattr(self.dataset, "set_epoch"):
+                self.dataset.set_epoch(epoch)
+            loader = DataLoader(
+                self.dataset,
+                batch_sampler=plan,
+                num_workers=self.train.num_workers,
+                collate_fn=self.collate,
+                pin_memory=self.device.type == "cuda",
+            )
+            for i, batch in enumerate(loader):
+                s, m = divmod(i, accum)
+                yield epoch * self.steps_per_epoch + first + s, m, batch
+            step = epoch * self.steps_per_epoch + last
+
+    # -- state --------------------------------------------------------------------------------
+    def _lr_factor(self, step: int) -> float:
+        o = self.optim_cfg
+        return warmup_cosine(step, self.train.steps, o.warmup_steps, o.min_lr_ratio)
+
+    def _set_lr(self, step: int) -> float:
+        lr = self.optim_cfg.lr * self._lr_factor(step)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        return lr
+
+    def resume(self) -> bool:
+        ckpt = latest_checkpoint(self.run_dir)
+        if ckpt is None:
+            return False
+        weights, optim, ema, state = load_checkpoint(ckpt)
+        self.model.load_state_dict(weights)
+        self.optimizer.load_state_dict(optim)
+        if self.ema is not None and ema is not None:
+            self.ema.load_state_dict(ema)
+        self.step = int(state["step"])
+        return True
+
+    def save(self, logs: dict | None) -> None:
+        if dist.is_main():
+            save_checkpoint(
+                self.run_dir,
+                self.step,
+                self.model.state_dict(),
+                self.optimizer.state_dict(),
+                self.ema.state_dict() if self.ema else None,
+                {"logs": logs or {}},
+                keep=self.train.keep_checkpoints,
+            )
+            if self.on_checkpoint is not None:
+                self.on_checkpoint(
+                    self.model, self.step, self.ema.state_dict() if self.ema else None
+                )
+        dist.barrier()
+
+    # -- loop ---------------------------------------------------------------------------------
+    def fit(self, resume: bool = True) -> dict:
+        from tqdm import tqdm
+
+        if resume:
+            self.resume()
+        main = dist.is_main()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        logger = RunLogger(self.run_dir, self.step, enabled=main)
+        bar = tqdm(
+            total=self.train.steps,
+            initial=self.step,
+            unit="step",
+            desc="train",
+            disable=not (main and self.train.progress),
+        )
+        accum = self.optim_cfg.accum_steps
+        acc: dict[str, float] = {}
+        last_logs: dict = {}
+        t0, seen = time.perf_counter(), 0
+        self.model.train()
+        for step, micro, batch in self._micro_batches(self.step):
+            if micro == 0:
+                lr = self._set_lr(step)
+                self.optimizer.zero_grad(set_to_none=True)
+            batch = to_device(batch, self.device)
+            sync = micro == accum - 1 or self.world == 1
+            ctx = contextlib.nullcontext() if sync else self.ddp.no_sync()
+            with ctx:
+                with torch.autocast(
+                    self.device.type,
+                    dtype=self.amp_dtype or torch.float32,
+                    enabled=self.amp_dtype is not None,
+                ):
+                    loss, logs = self.ddp(batch)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"non-finite loss {loss.item()} at step {step}")
+                self.scaler.scale(loss / accum).backward()
+            for k, v in logs.items():
+                acc[k] = acc.get(k, 0.0) + v / accum
+            seen += batch["image"].shape[0] * self.world
+            if micro < accum - 1:
+                continue
+            self.scaler.unscale_(self.optimizer)
+            gnorm = (
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.optim_cfg.grad_clip)
+                if self.optim_cfg.grad_clip
+                else torch.tensor(0.0)
+            )
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            if self.ema is not None:
+                self.ema.update(self.model)
+            self.step = step + 1
+            logs = {k: float(dist.all_reduce_mean(torch.tensor(v))) for k, v in acc.items()}
+            acc = {}
+            elapsed = max(time.perf_counter() - t0, 1e-9)
+            logs.update(lr=lr, grad_norm=float(gnorm), samples_per_s=seen / elapsed)
+            last_logs = logs
+            bar.update()
+            bar.set_postfix(loss=f"{logs['loss']:.4f}", sps=f"{logs['samples_per_s']:.1f}")
+            if self.step % self.train.log_every == 0 or self.step == self.train.steps:
+                logger.log(self.step, logs)
+            if self.step % self.train.checkpoint_every == 0 or self.step == self.train.steps:
+                self.save(logs)
+        bar.close()
+        logger.close()
+        return {"step": self.step, **last_logs}

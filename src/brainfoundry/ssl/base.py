@@ -1,0 +1,51 @@
+"""The objective interface and its registry.
+
+`Objective(backbone, **kwargs)`; `forward(batch) -> (loss, logs)`. Batches follow the sample
+convention (`image` [B,C,D,H,W], `present` [B,C], optional `views` [B,V,C,D,H,W]) plus
+`meta["seed"]` [B]: each sample's own randomness (masks, corruption) comes from its seed, so a
+loss never depends on batch composition, worker count or number of ranks.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..registry import Registry
+
+OBJECTIVES: Registry[Objective] = Registry("objective")
+
+
+def family(backbone: nn.Module) -> str:
+    """'transformer' for token-based backbones (they expose `patch_size`), else 'cnn'."""
+    return "transformer" if hasattr(backbone, "patch_size") else "cnn"
+
+
+def sample_generators(batch: dict, salt: int = 0) -> list[torch.Generator]:
+    """One CPU generator per sample, seeded from `meta["seed"]` (+ `salt` for a second stream)."""
+    seeds = batch["meta"]["seed"]
+    seeds = seeds.tolist() if torch.is_tensor(seeds) else list(seeds)
+    return [torch.Generator().manual_seed((int(s) + 7919 * salt) % (2**63)) for s in seeds]
+
+
+class Objective(nn.Module):
+    """Base class: holds the backbone; subclasses implement `forward(batch)`."""
+
+    #: backbone families this objective supports
+    families: tuple[str, ...] = ("cnn", "transformer")
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+        fam = family(backbone)
+        if fam not in self.families:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"objective {type(self).__name__} does not support {fam} backbones")
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:  # pragma: no cover
+        raise NotImplementedError
+
+
+def create_objective(name: str, backbone: nn.Module, **kwargs) -> Objective:
+    return OBJECTIVES.create(name, backbone, **kwargs)

@@ -1,0 +1,51 @@
+"""`contrastive`: SimCLR-style InfoNCE between two augmented views of the same patch.
+
+Chen et al. 2020 (SimCLR): global-average-pooled deepest features → MLP projection head →
+NT-Xent with temperature; negatives are all other views in the global batch (gathered across
+ranks). Needs `views` [B, 2, C, D, H, W] in the batch (the dataset's `n_views=2`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import OBJECTIVES, Objective
+from .losses import info_nce
+
+
+def projection_head(dim: int, hidden: int, out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(dim, hidden), nn.LayerNorm(hidden), nn.GELU(), nn.Linear(hidden, out)
+    )
+
+
+def pooled(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Global average of the deepest feature map (CNN) or token sequence (transformer)."""
+    f = backbone.encode(x)[-1]
+    return f.flatten(2).mean(-1) if f.dim() > 2 else f
+
+
+@OBJECTIVES.register("contrastive")
+class Contrastive(Objective):
+    def __init__(
+        self, backbone: nn.Module, proj_dim: int = 128, hidden: int = 512, temperature: float = 0.1
+    ):
+        super().__init__(backbone)
+        self.head = projection_head(backbone.embed_dim, hidden, proj_dim)
+        self.temperature = temperature
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(pooled(self.backbone, x))
+
+    def contrastive_loss(self, batch: dict) -> torch.Tensor:
+        v = batch.get("views")
+        if v is None or v.shape[1] < 2:
+            raise ValueError("contrastive needs two views per sample (dataset n_views=2)")
+        b = v.shape[0]
+        z = self.embed(torch.cat([v[:, 0], v[:, 1]]))  # one pass: norms see both views
+        return info_nce(z[:b], z[b:], self.temperature)
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        loss = self.contrastive_loss(batch)
+        return loss, {"loss": float(loss.detach()), "con": float(loss.detach())}

@@ -1,0 +1,171 @@
+"""Pretraining wiring: store → patch dataset (+ augmentation) → backbone → objective → Trainer.
+
+Writes RUN/config.yaml (resolved), RUN/model.safetensors + RUN/card.json (the backbone, at every
+checkpoint, for fine-tuning and export), log.csv, tb/ and resumable checkpoints/.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import __version__
+from ..config import load_config, save_config
+from ..engine import OptimConfig, TrainConfig, Trainer
+from ..errors import ConfigError
+
+PRESETS = ("cpu-tiny", "cpu-small", "gpu-base", "gpu-large")
+
+
+@dataclass
+class DataConfig:
+    patch_size: tuple[int, int, int] = (64, 64, 64)
+    samples_per_epoch: int | None = None  # default: every scan/session once
+    foreground_prob: float = 0.9
+    modalities: list[str] | None = None  # None: each scan is a sample (cross-modal: all of them)
+    augment: str = "ssl"  # an augmentation preset (brainfoundry.transforms.PRESETS)
+    margin: int = 8  # extra voxels read around a patch for rotations
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "resenc"
+    preset: str = "tiny"
+    in_channels: int = 1
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ObjectiveConfig:
+    method: str = "mae"
+    # masking, for the objectives that mask (mae, hybrid, cross-modal); None = their default
+    block_size: int = 16
+    mask_ratio: float | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)  # any other objective argument
+
+
+@dataclass
+class PretrainConfig:
+    store: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+
+def preset_path(name: str) -> Path:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+    return Path(str(resources.files("brainfoundry.presets") / f"{name}.yaml"))
+
+
+def load_pretrain_config(
+    preset: str | None, config: str | Path | None, overrides: list[str]
+) -> PretrainConfig:
+    """Defaults ← preset YAML ← user YAML ← `a.b=c` overrides."""
+    return load_config(PretrainConfig, [preset_path(preset) if preset else None, config], overrides)
+
+
+def build_dataset(cfg: PretrainConfig, store, n_views: int):
+    from ..data.dataset import PatchDataset
+    from ..transforms import augment_preset, build_augmentation
+
+    aug = augment_preset(cfg.data.augment)
+    aug.spatial = dataclasses.replace(aug.spatial, patch_size=tuple(cfg.data.patch_size))
+    modalities = cfg.data.modalities
+    if cfg.objective.method == "cross-modal" and modalities is None:
+        modalities = sorted(store.manifest["modality"].unique())
+    return PatchDataset(
+        store,
+        cfg.data.patch_size,
+        modalities=modalities,
+        samples_per_epoch=cfg.data.samples_per_epoch,
+        foreground_prob=cfg.data.foreground_prob,
+        margin=cfg.data.margin,
+        transform=build_augmentation(aug),
+        n_views=n_views,
+        seed=cfg.train.seed,
+    )
+
+
+def pretrain(cfg: PretrainConfig, run_dir: str | Path, *, resume: bool = True) -> dict:
+    from ..data.store import Store
+    from ..models.backbones import create_backbone
+    from ..models.card import ModelCard
+    from ..models.checkpoint import save_model
+    from . import create_objective
+
+    run_dir = Path(run_dir)
+    if not cfg.store:
+        raise ConfigError("no store given: pass --store STORE (a folder made by `prepare`)")
+    store = Store(cfg.store)
+    method = cfg.objective.method
+    in_ch = 1 if method == "cross-modal" else cfg.model.in_channels
+    torch.manual_seed(cfg.train.seed)  # model initialisation
+    backbone = create_backbone(
+        cfg.model.backbone,
+        in_channels=in_ch,
+        out_channels=in_ch,
+        preset=cfg.model.preset,
+        **cfg.model.kwargs,
+    )
+    objective = create_objective(method, backbone, **objective_kwargs(cfg.objective))
+    n_views = 2 if method in ("contrastive", "hybrid") else 1
+    dataset = build_dataset(cfg, store, n_views)
+    plan = store.plan
+    card = ModelCard(
+        arch=backbone.arch(),
+        in_channels=in_ch,
+        modalities=cfg.data.modalities or sorted(plan.get("modalities", {})),
+        spacing=list(plan["preprocess"]["spacing"]),
+        normalization={k: plan["preprocess"][k] for k in ("normalization", "clip_percentiles")},
+        patch_size=list(cfg.data.patch_size),
+        ssl_method=method,
+        data_summary={
+            k: plan.get(k) for k in ("n_scans", "n_sessions", "n_subjects", "modalities", "source")
+        },
+        version=__version__,
+    )
+
+    def export(model, step: int, ema: dict | None) -> None:
+        bb = model.backbone
+        if ema is not None:  # the EMA weights are the ones to fine-tune from
+            bb = _with_state(
+                bb, {k[len("backbone.") :]: v for k, v in ema.items() if k.startswith("backbone.")}
+            )
+        card.extra["step"] = step
+        save_model(run_dir, bb, card)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    trainer = Trainer(objective, dataset, cfg.train, cfg.optim, run_dir, on_checkpoint=export)
+    return trainer.fit(resume=resume)
+
+
+def objective_kwargs(oc: ObjectiveConfig) -> dict:
+    """The objective's arguments: masking settings go only to objectives that mask."""
+    import inspect
+
+    from . import OBJECTIVES
+
+    params = inspect.signature(OBJECTIVES.get(oc.method)).parameters
+    kw = {}
+    if "block_size" in params:
+        kw["block_size"] = oc.block_size
+    if "mask_ratio" in params and oc.mask_ratio is not None:
+        kw["mask_ratio"] = oc.mask_ratio
+    return {**kw, **oc.kwargs}
+
+
+def _with_state(module, sd: dict):
+    import copy
+
+    m = copy.deepcopy(module)
+    m.load_state_dict(sd, strict=False)
+    return m
