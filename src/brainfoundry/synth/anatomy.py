@@ -125,6 +125,12 @@ class Anatomy:
     mask_grad: torch.Tensor  # [3,X,Y,Z] gradient of smoothed mask (points inwards)
     _cache: dict = field(default_factory=dict, repr=False)
 
+    def __getstate__(self) -> dict:  # sent to workers without the per-process cache
+        return {k: v for k, v in self.__dict__.items() if k != "_cache"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _cache={})
+
     def world(self, vox: np.ndarray) -> np.ndarray:
         return np.asarray(vox, float) @ self.affine[:3, :3].T + self.affine[:3, 3]
 
@@ -187,26 +193,43 @@ def output_grid(res: float) -> tuple[tuple[int, int, int], np.ndarray]:
     return shape, affine  # type: ignore[return-value]
 
 
-@functools.lru_cache(maxsize=4)
+def _box_matrix(n_out: int, lo_out: float, res: float, n_in: int, lo_in: float) -> np.ndarray:
+    """[n_out, n_in] weights: overlap of each 1 mm input voxel with each output cell, / res."""
+    centre = lo_out + res * np.arange(n_out)
+    x = lo_in + np.arange(n_in)
+    left = np.maximum(centre[:, None] - res / 2, x[None, :] - 0.5)
+    right = np.minimum(centre[:, None] + res / 2, x[None, :] + 0.5)
+    return (np.clip(right - left, 0.0, None) / res).astype(np.float32)
+
+
+_BUILT: dict[float, Anatomy] = {}
+
+
+def adopt_anatomy(anat: Anatomy) -> None:
+    """Use an anatomy built elsewhere (a worker receives its parent's) for its resolution."""
+    _BUILT[anat.res] = anat
+
+
 def build_anatomy(res: float) -> Anatomy:
-    """Resample the tissue maps to an isotropic `res` mm grid covering the brain (+ margin)."""
+    """The template on the `res` mm grid, built once per process and resolution."""
     res = check_resolution(res)
+    if res not in _BUILT:
+        _BUILT[res] = _build(res)
+    return _BUILT[res]
+
+
+def _build(res: float) -> Anatomy:
+    """Resample the tissue maps to an isotropic `res` mm grid covering the brain (+ margin)."""
     maps, mask, aff1 = _tissue_maps_1mm()
     shape, affine = output_grid(res)
     lo = affine[:3, 3]
     src = torch.cat([as_tensor(maps), as_tensor(mask)[None]])
-    # box filter: k^3 trilinear sub-samples per output voxel, averaged (anti-aliased, exact grid)
-    k = int(np.ceil(res - 1e-6))
-    fine = tuple(s * k for s in shape)
-    world = (
-        (identity_coords(fine) + 0.5) * (res / k)
-        - res / 2
-        + torch.as_tensor(lo, dtype=torch.float32)
-    )
-    src_vox = (world - torch.as_tensor(aff1[:3, 3], dtype=torch.float32)) / float(aff1[0, 0])
-    out = sample(src, src_vox)
-    if k > 1:
-        out = torch.nn.functional.avg_pool3d(out[None], k)[0]
+    # exact box filter (partial-volume averaging) as one banded matrix per axis
+    w = [torch.from_numpy(_box_matrix(shape[i], lo[i], res, src.shape[1 + i], aff1[i, 3]))
+         for i in range(3)]
+    out = torch.einsum("ix,cxyz->ciyz", w[0], src)
+    out = torch.einsum("jy,ciyz->cijz", w[1], out)
+    out = torch.einsum("kz,cijz->cijk", w[2], out)
     tissues, bmask = out[:5].clamp(0, 1), out[5].clamp(0, 1)
     icv = blur((bmask > 0.5).float(), 2.0 / res).clamp(0, 1)
     icv = (icv > 0.15).float()

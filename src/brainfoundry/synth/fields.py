@@ -70,6 +70,17 @@ def blur(vol: torch.Tensor, sigma_vox: float | tuple[float, float, float]) -> to
     return out[0] if squeeze else out
 
 
+def _lerp_matrix(n_out: int, n_in: int) -> torch.Tensor:
+    """[n_out, n_in] linear interpolation weights, corners aligned."""
+    pos = torch.linspace(0.0, n_in - 1.0, n_out)
+    lo = pos.floor().clamp(max=n_in - 2).long()
+    w = pos - lo
+    m = torch.zeros(n_out, n_in)
+    m[torch.arange(n_out), lo] = 1.0 - w
+    m[torch.arange(n_out), lo + 1] = w
+    return m
+
+
 def smooth_noise(
     rng: np.random.Generator,
     shape: tuple[int, int, int],
@@ -77,10 +88,15 @@ def smooth_noise(
     scale_mm: float,
     channels: int = 1,
 ) -> torch.Tensor:
-    """Zero-mean, unit-ish random field varying over about `scale_mm` ([C,X,Y,Z] or [X,Y,Z])."""
+    """Zero-mean, unit-ish random field varying over about `scale_mm` ([C,X,Y,Z] or [X,Y,Z]).
+
+    Coarse Gaussian noise, linearly interpolated one axis at a time (three small matmuls)."""
     coarse = [max(2, int(math.ceil(s * res_mm / scale_mm)) + 1) for s in shape]
-    g = rng.standard_normal((1, channels, *coarse), dtype=np.float32)
-    up = F.interpolate(torch.from_numpy(g), size=shape, mode="trilinear", align_corners=True)[0]
+    g = torch.from_numpy(rng.standard_normal((channels, *coarse), dtype=np.float32))
+    wx, wy, wz = (_lerp_matrix(n, c) for n, c in zip(shape, coarse))
+    up = torch.einsum("ia,cabd->cibd", wx, g)
+    up = torch.einsum("jb,cibd->cijd", wy, up)
+    up = torch.einsum("kd,cijd->cijk", wz, up)
     return up[0] if channels == 1 else up
 
 

@@ -74,13 +74,47 @@ def run_job(job: Job, out: str, kind: str, res: float) -> dict:
     return {"record": record, "qc": s.qc if job.qc else None}
 
 
-def _init_worker(res: float) -> None:
+def _init_worker(anat: object) -> None:
     import torch
 
+    from .anatomy import adopt_anatomy
+
     torch.set_num_threads(1)
+    adopt_anatomy(anat)  # type: ignore[arg-type]
+
+
+_POOL: dict = {}
+
+
+def _pool(workers: int, res: float):  # -> ProcessPoolExecutor
+    """A spawn-based process pool with the anatomy preloaded, kept for later calls in this
+    process (starting workers costs seconds); shut down at interpreter exit."""
+    import atexit
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
     from .anatomy import build_anatomy
 
-    build_anatomy(res)
+    key = (workers, res)
+    if _POOL.get("key") != key:
+        shutdown_pool()
+        ctx = mp.get_context("spawn")  # no fork: torch/OpenMP state is not fork-safe
+        _POOL["pool"] = ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(build_anatomy(res),)
+        )
+        _POOL["key"] = key
+        if not _POOL.get("atexit"):
+            atexit.register(shutdown_pool)
+            _POOL["atexit"] = True
+    return _POOL["pool"]
+
+
+def shutdown_pool() -> None:
+    """Stop the worker processes kept by earlier parallel `generate` calls."""
+    pool = _POOL.pop("pool", None)
+    _POOL.pop("key", None)
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _execute(jobs: list[Job], out: Path, cfg: SynthConfig, progress: bool) -> Iterator[dict]:
@@ -99,23 +133,21 @@ def _execute(jobs: list[Job], out: Path, cfg: SynthConfig, progress: bool) -> It
             torch.set_num_threads(threads)
             bar.close()
         return
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
-    ctx = mp.get_context("spawn")  # no fork: torch/OpenMP state is not fork-safe
-    n = min(cfg.workers, len(jobs))
-    with ProcessPoolExecutor(
-        n, mp_context=ctx, initializer=_init_worker, initargs=(cfg.resolution,)
-    ) as pool:
-        futures = [pool.submit(run_job, j, str(out), cfg.kind, cfg.resolution) for j in jobs]
-        try:
-            for f in futures:
-                yield f.result()
-                bar.update()
-        finally:
-            for f in futures:
-                f.cancel()
-            bar.close()
+    pool = _pool(min(cfg.workers, len(jobs)), cfg.resolution)
+    futures = [pool.submit(run_job, j, str(out), cfg.kind, cfg.resolution) for j in jobs]
+    try:
+        for f in futures:
+            yield f.result()
+            bar.update()
+    except (BrokenProcessPool, KeyboardInterrupt):
+        shutdown_pool()
+        raise
+    finally:
+        for f in futures:
+            f.cancel()
+        bar.close()
 
 
 def _check_output(out: Path, force: bool) -> None:
