@@ -30,7 +30,7 @@ def test_brain_mask_follows_the_brain_under_rotation(mni_batch):
 
     aligned = dice(moved_brain, label)
     assert aligned > 0.9
-    assert aligned > dice(moved_brain, label.roll(2, dims=3)) + 0.03
+    assert aligned > dice(moved_brain, label.roll(2, dims=3)) + 0.02
     assert not torch.equal(label, mni_batch["label"][:, :, 4:36, 4:44, 4:36].bool())
 
 
