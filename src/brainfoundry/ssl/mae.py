@@ -31,7 +31,8 @@ def masked_reconstruction(
     spatial = tuple(x.shape[2:])
     inp = corrupt_fn(x, gens) if corrupt else x
     if family(backbone) == "transformer":
-        patch = tuple(backbone.patch_size)
+        p = backbone.patch_size
+        patch = (p, p, p) if isinstance(p, int) else tuple(p)
         grid = tuple(s // p for s, p in zip(spatial, patch))
         n = grid[0] * grid[1] * grid[2]
         keep = torch.stack([token_keep(n, ratio, g) for g in gens]).to(x.device)

@@ -122,7 +122,8 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path, *, resume: bool = True) -
     card = ModelCard(
         arch=backbone.arch(),
         in_channels=in_ch,
-        modalities=cfg.data.modalities or sorted(plan.get("modalities", {})),
+        # a one-channel model is sequence-agnostic; what it saw is in data_summary
+        modalities=list(cfg.data.modalities or []) if in_ch > 1 else [],
         spacing=list(plan["preprocess"]["spacing"]),
         normalization={k: plan["preprocess"][k] for k in ("normalization", "clip_percentiles")},
         patch_size=list(cfg.data.patch_size),
