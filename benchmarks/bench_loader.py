@@ -9,7 +9,7 @@ MONAI/TorchIO equivalents at the same probabilities, brainfoundry's "nnunet" pre
 Libraries alternate within each repeat so machine noise hits all alike; medians are reported.
 
     pip install -e ".[bench]"
-    python benchmarks/bench_loader.py --out benchmarks/results/loader.md
+    BENCH_THREADS=2 python benchmarks/bench_loader.py   # prints the table in results/loader.md
 """
 
 from __future__ import annotations
@@ -288,7 +288,7 @@ def measure(args) -> list[dict]:
     for patch in args.sizes:
         size = padded_size(patch)
         for setting in args.settings:
-            n = args.patches
+            n = args.patches if setting == "nnunet" else args.always_patches
             images, labels = crops(image, label, size, n * (args.repeats + 1))
             runners = {
                 name: make(setting, patch)
@@ -375,12 +375,15 @@ def main() -> None:
     parser.add_argument("--libraries", nargs="+", default=list(LIBRARIES))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--patches", type=int, default=12, help="patches per timed repeat")
+    parser.add_argument("--always-patches", type=int, default=4, help="same, 'always' setting")
     parser.add_argument("--out", default=None, help="write the markdown table here")
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
+    load_before = os.getloadavg()[0]
     rows = measure(args)
+    load = f"1-min load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
     text = (
-        f"Machine: {machine()}\nPeers: {versions()}\n\n"
+        f"Machine: {machine()}\n{load}\nPeers: {versions()}\n\n"
         "Augmented patches per second, median (min-max) over repeats:\n\n" + table(rows)
     )
     print(text)
