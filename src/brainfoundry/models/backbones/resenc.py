@@ -114,13 +114,16 @@ class ResEncUNet(Backbone):
 def _resolve(preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
     from ...errors import ConfigError
 
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown resenc preset {preset!r}; known: {', '.join(PRESETS)}")
-    kw = {**PRESETS[preset], **overrides}
+    if preset not in PRESETS and preset != "custom":  # "custom": every option given explicitly
+        known = ", ".join([*PRESETS, "custom"])
+        raise ConfigError(f"unknown resenc preset {preset!r}; known: {known}")
+    kw = {**PRESETS.get(preset, {}), **overrides}
     allowed = set(PRESETS["tiny"]) | {"in_channels", "out_channels"}
-    unknown = set(kw) - allowed
+    unknown, absent = set(kw) - allowed, allowed - set(kw)
     if unknown:
         raise ConfigError(f"unknown resenc option(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    if absent:
+        raise ConfigError(f"resenc preset {preset!r} needs option(s) {sorted(absent)}")
     n = kw["n_stages"]
     for key in ("features_per_stage", "strides", "n_blocks_per_stage"):
         if len(kw[key]) != n:

@@ -1,0 +1,1 @@
+"""Exchange weights with other frameworks (nnssl / nnU-Net)."""
