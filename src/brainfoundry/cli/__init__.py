@@ -49,25 +49,18 @@ _COMMAND_MODULES: list[str] = ["prepare", "pretrain", "synth", "models"]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (user mistakes: one line on stderr, exit 2)."""
     _register()
     try:
-        rc = app(args=argv, standalone_mode=False)
+        app(args=argv, standalone_mode=True)  # always ends in SystemExit
     except BrainFoundryError as e:
         typer.echo(f"error: {e}", err=True)
         return 2
-    except typer.Exit as e:
-        return int(e.exit_code or 0)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        return 130
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            return e.exit_code
-        raise
-    return rc if isinstance(rc, int) else 0
+    except SystemExit as e:
+        if e.code is None:
+            return 0
+        return e.code if isinstance(e.code, int) else 1
+    return 0
 
 
 if __name__ == "__main__":
