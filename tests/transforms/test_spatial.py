@@ -96,3 +96,13 @@ def test_rotation_by_90_degrees_permutes_axes():
     out = S.sample_linear(vol, coords)
     ok = [torch.allclose(out, vol.rot90(k, dims=(3, 4)), atol=1e-4) for k in (1, 3)]
     assert any(ok)
+
+
+def test_affine_bounds_are_the_exact_coordinate_range():
+    g = torch.Generator().manual_seed(1)
+    matrix = S.rotation_matrices(torch.randn(3, 3, generator=g)) * 1.3
+    coords = S.affine_coordinates(matrix, (40, 36, 30), (20, 24, 18))
+    lo, hi = S.affine_bounds(matrix, (40, 36, 30), (20, 24, 18))
+    exact_lo, exact_hi = S.coordinate_bounds(coords)
+    torch.testing.assert_close(torch.tensor(lo), torch.tensor(exact_lo), atol=1e-4, rtol=0)
+    torch.testing.assert_close(torch.tensor(hi), torch.tensor(exact_hi), atol=1e-4, rtol=0)

@@ -82,15 +82,25 @@ class SpatialTransform(Transform):
         zoom = torch.where(do_scale.unsqueeze(1), zoom, torch.ones_like(zoom)).expand(b, 3)
         matrix = matrix / zoom.unsqueeze(1)  # scale columns: output offsets shrink by 1/zoom
         coords = S.affine_coordinates(matrix[moved], in_shape, out_shape)
+        margin = 0.0
         if bool(do_elastic.any()):
             el = do_elastic[moved].nonzero().flatten()
             field = S.elastic_displacement(
                 magnitude[moved][el], out_shape, self.elastic_grid, generator
             )
             coords[el] += field
+            margin = float(field.abs().amax())
+        bounds = S.affine_bounds(matrix[moved], in_shape, out_shape, margin) if len(moved) else None
 
         label = spatial_label(batch)
-        batch["image"] = self._assemble(image, coords, moved, fixed, out_shape, S.sample_linear)
+        batch["image"] = self._assemble(
+            image,
+            coords,
+            moved,
+            fixed,
+            out_shape,
+            lambda v, c: S.sample_linear(v, c, bounds=bounds),
+        )
         if label is not None:
             batch["label"] = self._assemble(
                 label,
@@ -98,7 +108,7 @@ class SpatialTransform(Transform):
                 moved,
                 fixed,
                 out_shape,
-                lambda v, c: S.sample_nearest(v, c, fill=self.label_fill),
+                lambda v, c: S.sample_nearest(v, c, fill=self.label_fill, bounds=bounds),
             )
         return batch
 

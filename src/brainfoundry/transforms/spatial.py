@@ -62,19 +62,46 @@ def elastic_displacement(
     return expand_separable(coef, *bases)
 
 
-def sample_linear(volume: torch.Tensor, coords: torch.Tensor, impl: str = "auto") -> torch.Tensor:
+Bounds = tuple[list[float], list[float]]  # per-axis (z, y, x) min and max of coordinates
+
+
+def coordinate_bounds(coords: torch.Tensor) -> Bounds:
+    """Per-axis min and max of coords [B,3,...] (two reductions; see `affine_bounds`)."""
+    lo, hi = coords.amin(dim=(0, 2, 3, 4)), coords.amax(dim=(0, 2, 3, 4))
+    return lo.tolist(), hi.tolist()
+
+
+def affine_bounds(
+    matrix: torch.Tensor, in_shape: tuple[int, ...], out_shape: tuple[int, ...], margin: float = 0
+) -> Bounds:
+    """Exact bounds of `affine_coordinates` from the 8 corners of the output box (an affine
+    map's extremes lie at corners), widened by `margin` (e.g. the largest elastic offset)."""
+    half = torch.tensor([(n - 1) / 2 for n in out_shape], dtype=matrix.dtype)
+    signs = torch.tensor([[a, b, c] for a in (-1, 1) for b in (-1, 1) for c in (-1, 1)])
+    corners = torch.einsum("bij,kj->bki", matrix.cpu(), signs.to(matrix.dtype) * half)
+    centre = [(i - o) // 2 + (o - 1) / 2 for i, o in zip(in_shape, out_shape)]
+    lo = (corners.amin(dim=(0, 1)) - margin).tolist()
+    hi = (corners.amax(dim=(0, 1)) + margin).tolist()
+    return [v + c for v, c in zip(lo, centre)], [v + c for v, c in zip(hi, centre)]
+
+
+def sample_linear(
+    volume: torch.Tensor, coords: torch.Tensor, impl: str = "auto", bounds: Bounds | None = None
+) -> torch.Tensor:
     """Trilinear resampling with zero padding: volume [B,C,D,H,W] at coords [B,3,*out].
 
     On CPU ("slabs") the volume is viewed as one 2-D image of stacked slices and sampled with
     two bilinear 2-D lookups blended along z: PyTorch's 2-D CPU kernel is vectorised, its
     3-D one is not, so this is several times faster. Elsewhere ("native") it is one 3-D call.
+    `bounds` (optional, conservative) saves the reductions that find whether all points lie
+    inside.
     """
     if impl == "auto":
         impl = "slabs" if volume.device.type == "cpu" else "native"
     if impl == "native":
         return _sample_native(volume, coords)
     if impl == "slabs":
-        return _sample_slabs(volume, coords)
+        return _sample_slabs(volume, coords, bounds or coordinate_bounds(coords))
     raise ValueError(f"sample_linear: impl must be 'auto', 'native' or 'slabs', got {impl!r}")
 
 
@@ -85,7 +112,7 @@ def _sample_native(volume: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(volume, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
-def _sample_slabs(volume: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+def _sample_slabs(volume: torch.Tensor, coords: torch.Tensor, bounds: Bounds) -> torch.Tensor:
     """Slices stacked as rows of one 2-D image (a free view of a contiguous volume). x keeps the
     kernel's zero padding; y and z are clamped inside, and zero padding is restored exactly by
     the weight `(1 - |y - y_clamped|)(1 - |z - z_clamped|)` (skipped when all points are inside,
@@ -94,9 +121,8 @@ def _sample_slabs(volume: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
     out_shape = coords.shape[2:]
     image = volume.contiguous().view(b, c, din * hin, win)
     z, y = coords[:, 0], coords[:, 1]
-    zmin, zmax = torch.aminmax(z)
-    ymin, ymax = torch.aminmax(y)
-    inside = bool(zmin >= 0) and bool(zmax <= din - 1) and bool(ymin >= 0) and bool(ymax <= hin - 1)
+    (zmin, ymin, _), (zmax, ymax, _) = bounds
+    inside = zmin >= 0 and zmax <= din - 1 and ymin >= 0 and ymax <= hin - 1
     weight = None
     if not inside:
         weight = _falloff(z, din).mul_(_falloff(y, hin))
@@ -126,16 +152,19 @@ def _falloff(v: torch.Tensor, n: int) -> torch.Tensor:
     return torch.minimum(v + 1.0, n - v).clamp_(0.0, 1.0)
 
 
-def sample_nearest(volume: torch.Tensor, coords: torch.Tensor, fill: float = 0) -> torch.Tensor:
+def sample_nearest(
+    volume: torch.Tensor, coords: torch.Tensor, fill: float = 0, bounds: Bounds | None = None
+) -> torch.Tensor:
     """Nearest-neighbour lookup (any dtype, labels stay labels); outside the volume -> `fill`.
 
     Points outside are handled by padding the (cheap, often uint8) volume with one voxel of
     `fill` and clamping into it, rather than by masks over the (float) coordinates."""
     b, c = volume.shape[:2]
     idx = coords.round()
-    lo, hi = idx.amin(dim=(0, 2, 3, 4)), idx.amax(dim=(0, 2, 3, 4))
+    lo, hi = bounds or coordinate_bounds(coords)
     limit = torch.tensor(volume.shape[2:], dtype=idx.dtype, device=idx.device) - 1
-    if not (bool((lo >= 0).all()) and bool((hi <= limit).all())):
+    inside = all(a >= -0.49 and b <= n - 1 + 0.49 for a, b, n in zip(lo, hi, volume.shape[2:]))
+    if not inside:
         volume = F.pad(volume, (1, 1, 1, 1, 1, 1), value=fill)
         idx = torch.maximum(
             torch.minimum(idx + 1, limit.view(1, 3, 1, 1, 1) + 2), idx.new_zeros(())
