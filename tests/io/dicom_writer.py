@@ -21,7 +21,7 @@ def write_series(
     lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
     sp = np.linalg.norm(lps[:3, :3], axis=0)
     row_dir, col_dir = lps[:3, 0] / sp[0], lps[:3, 1] / sp[1]
-    study, series = generate_uid(), series_uid or generate_uid()
+    study, series, frame = generate_uid(), series_uid or generate_uid(), generate_uid()
     for k in range(data.shape[2]):
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = MRImageStorage
@@ -32,7 +32,7 @@ def write_series(
         )
         ds.SOPClassUID, ds.SOPInstanceUID = MRImageStorage, meta.MediaStorageSOPInstanceUID
         ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
-        ds.FrameOfReferenceUID = study + ".1"
+        ds.FrameOfReferenceUID = frame
         ds.Modality, ds.SeriesDescription, ds.PatientID = "MR", description, "P1"
         ds.InstanceNumber, ds.SeriesNumber = k + 1, 1
         ds.ImagePositionPatient = [float(v) for v in (lps @ [0, 0, k, 1])[:3]]
