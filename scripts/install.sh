@@ -8,3 +8,6 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "torch==${TORCH_VERSION:-2.13.0}"
 .venv/bin/python -m pip install -q -e ".[dev]"
+# the resenc backbone; --no-deps because its timm requirement pulls a torchvision that replaces
+# this torch with a CUDA build (we never import timm: Primus is plain torch in brainfoundry)
+.venv/bin/python -m pip install -q --no-deps "dynamic-network-architectures==0.4.4"

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ...errors import ConfigError
 from . import BACKBONES
 from .base import Backbone, reject_keep
 
@@ -87,7 +88,13 @@ class ResEncUNet(Backbone):
     in_proj_keys = ("encoder.stem.convs.0.conv", "encoder.stem.convs.0.all_modules.0")
 
     def __init__(self, preset: str = "tiny", **kwargs: Any):
-        from dynamic_network_architectures.architectures.unet import ResidualEncoderUNet
+        try:
+            from dynamic_network_architectures.architectures.unet import ResidualEncoderUNet
+        except ImportError as e:
+            raise ConfigError(
+                "the resenc backbone needs dynamic-network-architectures: "
+                "pip install --no-deps dynamic-network-architectures==0.4.4 (scripts/install.sh)"
+            ) from e
 
         kw = _resolve(preset, kwargs)
         super().__init__(preset, kw)
@@ -112,8 +119,6 @@ class ResEncUNet(Backbone):
 
 
 def _resolve(preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    from ...errors import ConfigError
-
     if preset not in PRESETS and preset != "custom":  # "custom": every option given explicitly
         known = ", ".join([*PRESETS, "custom"])
         raise ConfigError(f"unknown resenc preset {preset!r}; known: {known}")
