@@ -10,7 +10,7 @@ the brain-age task it makes is.
    (ventricle and CSF fractions, cortical GM fraction, WMH count, T1 contrast loss) against the
    predict-the-mean baseline, for a cohort at 4 mm.
 
-    python benchmarks/bench_synth.py --out benchmarks/results/synth.md
+    python -m benchmarks.bench_synth --out benchmarks/results/synth.md
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def main() -> None:
         t_set = [row for res in (3.0, 2.0) for row in benchmark_set(res, args.workers, tmp)]
     t_age = brainage_difficulty()
     load1 = os.getloadavg()[0]
-    cmd = "python benchmarks/bench_synth.py --out benchmarks/results/synth.md"
+    cmd = "python -m benchmarks.bench_synth --out benchmarks/results/synth.md"
     text = "\n".join(
         [
             "# synth: generator speed and task difficulty",

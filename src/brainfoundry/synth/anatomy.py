@@ -225,8 +225,10 @@ def _build(res: float) -> Anatomy:
     lo = affine[:3, 3]
     src = torch.cat([as_tensor(maps), as_tensor(mask)[None]])
     # exact box filter (partial-volume averaging) as one banded matrix per axis
-    w = [torch.from_numpy(_box_matrix(shape[i], lo[i], res, src.shape[1 + i], aff1[i, 3]))
-         for i in range(3)]
+    w = [
+        torch.from_numpy(_box_matrix(shape[i], lo[i], res, src.shape[1 + i], aff1[i, 3]))
+        for i in range(3)
+    ]
     out = torch.einsum("ix,cxyz->ciyz", w[0], src)
     out = torch.einsum("jy,ciyz->cijz", w[1], out)
     out = torch.einsum("kz,cijz->cijk", w[2], out)

@@ -51,6 +51,18 @@ def _z_range(mask: torch.Tensor) -> tuple[int, int] | None:
     return (int(zs[0]), int(zs[-1])) if len(zs) else None
 
 
+def _bbox(mask: torch.Tensor, pad: int) -> tuple[slice, slice, slice]:
+    """Slices of the bounding box of `mask`, grown by `pad` voxels (whole grid if empty)."""
+    out = []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        idx = torch.nonzero(mask.any(dim=other[1]).any(dim=other[0])).flatten()
+        n = mask.shape[axis]
+        lo, hi = (int(idx[0]), int(idx[-1]) + 1) if len(idx) else (0, n)
+        out.append(slice(max(0, lo - pad), min(n, hi + pad)))
+    return tuple(out)  # type: ignore[return-value]
+
+
 def _ref_signal(seq: str, means: dict[str, np.ndarray], b: float) -> float:
     if seq == "dwi_b1000":
         return float(means["s0"][1] * np.exp(-b * 1e-3 * means["adc"][1]))
@@ -119,7 +131,6 @@ def make_session(spec: SessionSpec, anat: Anatomy, keep_tissues: bool = False) -
 
     contrast = draw_contrast(rng, spec.shift, spec.vendor)
     contrast.means = age_contrast(contrast.means, ageing)
-    texture = 0.03 * smooth_noise(rng, grid, anat.res, 5.0)
     z_lo, z_hi = coverage(rng, grid[2], anat.res, spec.shift, _z_range(labelled))
     keep = brain.clone()
     keep[..., :z_lo] = False
@@ -127,15 +138,22 @@ def make_session(spec: SessionSpec, anat: Anatomy, keep_tissues: bool = False) -
     meta.update(
         vendor=contrast.vendor, shift=round(spec.shift, 3), coverage_z=[z_lo, z_hi], acquisition={}
     )
+    # sequences are synthesised on the brain's bounding box only (a third of the grid is air)
+    box = _bbox(brain, pad=2)
+    t_box, keep_box = tissues[(slice(None), *box)], keep[box]
+    l_box = [Lesion(les.name, les.fraction[box], les.ratios, les.meta) for les in lesions]
+    texture = 0.03 * smooth_noise(rng, tuple(keep_box.shape), anat.res, 5.0)
     images = {}
     for stem in spec.sequences:
         seq = canonical_modality(stem) or stem
-        clean = synthesize(seq, tissues, contrast, lesions, texture)
+        clean = synthesize(seq, t_box, contrast, l_box, texture)
         acq = draw_acquisition(rng, seq, anat.res, spec.shift, spec.variation)
         ref = _ref_signal(seq, contrast.means, contrast.b_value)
-        img = acquire(clean, acq, anat.res, ref, rng, keep, is_map=seq == "adc")
-        img = img.clamp(min=0.0) * contrast.gain[seq]
-        images[stem] = img.round().clamp(max=32767).numpy().astype(np.int16)
+        img = acquire(clean, acq, anat.res, ref, rng, keep_box, is_map=seq == "adc")
+        img = (img.clamp(min=0.0) * contrast.gain[seq]).round().clamp(max=32767)
+        full = np.zeros(grid, dtype=np.int16)
+        full[box] = img.numpy().astype(np.int16)
+        images[stem] = full
         meta["acquisition"][stem] = acq.as_dict()
     lesion = (labelled & keep).numpy().astype(np.uint8)
     out = Session(images, lesion, keep.numpy(), meta, tissues=tissues if keep_tissues else None)
