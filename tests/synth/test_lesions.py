@@ -103,3 +103,10 @@ def test_distractors_do_not_make_labels(anat):
         d = s.meta["distractors"]
         found += (d["wmh"] > 0) + d["dwi_artefact"] + (d["microbleeds"] > 0)
     assert found >= 3
+
+
+def test_dwi_and_adc_share_one_acquisition(anat):
+    s = make_session(SessionSpec(2, 3, 60.0, INFARCT_SEQS, shift=1.0, vendor="clinical_b"), anat)
+    acq = s.meta["acquisition"]
+    assert acq["dwi_b1000"] == acq["adc"]
+    assert acq["dwi_b1000"]["slice_mm"] > 2 * anat.res / 6.0 * 1.5  # clinical: thick slices

@@ -27,7 +27,7 @@ class Ageing:
     gm_wm_flattening: float  # relative loss of T1 grey/white contrast
 
     def as_dict(self) -> dict:
-        return {k: round(float(v), 3) for k, v in asdict(self).items()}
+        return {k: v if isinstance(v, int) else round(float(v), 3) for k, v in asdict(self).items()}
 
 
 def atrophy_curve(age: float) -> float:

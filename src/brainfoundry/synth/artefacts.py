@@ -41,7 +41,7 @@ def draw_acquisition(
     snr *= 1.0 - 0.55 * shift * rng.uniform(0.7, 1.0)
     if seq in _EPI:
         snr *= 0.55
-    bias = 0.05 + 0.04 * variation * rng.uniform() + 0.2 * shift * rng.uniform(0.5, 1.0)
+    bias = 0.04 + 0.04 * variation * rng.uniform() + 0.12 * shift * rng.uniform(0.5, 1.0)
     inplane = 2.0 if seq in _EPI else 1.0
     slice_mm = inplane
     if shift > 0 and (seq in _CLINICAL_2D or rng.uniform() < 0.5):

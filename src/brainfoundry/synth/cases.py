@@ -143,11 +143,15 @@ def make_session(spec: SessionSpec, anat: Anatomy, keep_tissues: bool = False) -
     t_box, keep_box = tissues[(slice(None), *box)], keep[box]
     l_box = [Lesion(les.name, les.fraction[box], les.ratios, les.meta) for les in lesions]
     texture = 0.03 * smooth_noise(rng, tuple(keep_box.shape), anat.res, 5.0)
-    images = {}
+    images: dict[str, np.ndarray] = {}
+    acquired: dict[str, object] = {}  # ADC is computed from the DWI series: same acquisition
     for stem in spec.sequences:
         seq = canonical_modality(stem) or stem
         clean = synthesize(seq, t_box, contrast, l_box, texture)
-        acq = draw_acquisition(rng, seq, anat.res, spec.shift, spec.variation)
+        group = "dwi" if stem in ("dwi_b1000", "adc") else stem
+        if group not in acquired:
+            acquired[group] = draw_acquisition(rng, seq, anat.res, spec.shift, spec.variation)
+        acq = acquired[group]
         ref = _ref_signal(seq, contrast.means, contrast.b_value)
         img = acquire(clean, acq, anat.res, ref, rng, keep_box, is_map=seq == "adc")
         img = (img.clamp(min=0.0) * contrast.gain[seq]).round().clamp(max=32767)

@@ -68,7 +68,7 @@ def run_job(job: Job, out: str, kind: str, res: float) -> dict:
         "session": job.session,
         "split": job.split,
         "sequences": list(s.images),
-        "label": job.label,
+        "label": int(job.label) if kind == "infarct" and job.label is not None else job.label,
     } | s.meta
     record["lesion_voxels"] = int(s.lesion.sum())
     return {"record": record, "qc": s.qc if job.qc else None}
