@@ -126,3 +126,10 @@ def test_registry_and_directions():
     assert not higher_is_better("hd95")
     with pytest.raises(ConfigError, match="direction"):
         higher_is_better("kappa")
+
+
+def test_every_registered_metric_documents_itself_and_has_a_direction():
+    for name in METRICS.list():
+        fn = METRICS.get(name)
+        assert fn.__doc__ and len(fn.__doc__.strip()) > 40, name
+        assert isinstance(higher_is_better(name), bool)
