@@ -4,8 +4,8 @@ achieved against a measured fp32 GEMM peak (torch.mm of 2048^2), per family and 
 Each configuration runs in its own subprocess so its peak resident memory (ru_maxrss) is its
 own. FLOPs are counted by torch's FlopCounterMode (convolutions and matmuls, forward+backward).
 
-    python benchmarks/bench_backbones.py                       # default presets, 64^3, batch 1
-    python benchmarks/bench_backbones.py --configs resenc:L primus:M --size 64
+    python -m benchmarks.bench_backbones                       # default presets, 64^3, batch 1
+    python -m benchmarks.bench_backbones --configs resenc:L primus:M --size 64
 """
 
 from __future__ import annotations
@@ -20,21 +20,9 @@ import subprocess
 import sys
 import time
 
+from benchmarks.common import gemm_peak
+
 DEFAULT = ["resenc:tiny", "resenc:small", "resenc:base", "primus:tiny", "primus:S"]
-
-
-def gemm_peak(n: int = 2048, reps: int = 5) -> float:
-    """Best-of-`reps` fp32 GFLOP/s of one n x n matrix product: the roofline we compare with."""
-    import torch
-
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best / 1e9
 
 
 def run_one(name: str, preset: str, size: int, batch: int, reps: int) -> dict:
@@ -92,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     peak = gemm_peak()
     rows = []
     for cfg in args.configs:
-        cmd = [sys.executable, __file__, "--one", cfg, "--size", str(args.size),
-               "--batch", str(args.batch), "--reps", str(args.reps)]  # fmt: skip
+        cmd = [sys.executable, "-m", "benchmarks.bench_backbones", "--one", cfg,
+               "--size", str(args.size), "--batch", str(args.batch),
+               "--reps", str(args.reps)]  # fmt: skip
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
         print(f"done {cfg}", file=sys.stderr)

@@ -28,19 +28,6 @@ CASES = [
 ]
 
 
-def gemm_peak(n: int = 2048, repeats: int = 5) -> float:
-    import torch
-
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best / 1e9
-
-
 def one_case(family: str, size: str, patch: int, batch: int, method: str, steps: int) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -97,7 +84,7 @@ def main() -> None:
         fam, size, patch, batch, method = args.case.split(",")
         print(json.dumps(one_case(fam, size, int(patch), int(batch), method, args.steps)))
         return
-    from benchmarks.common import machine, table
+    from benchmarks.common import gemm_peak, machine, table
 
     peak = gemm_peak()
     rows = []
