@@ -1,0 +1,136 @@
+"""Whole-volume samples: each session's co-registered scans centred in one fixed-shape box.
+
+Case-level tasks (a class or an age per session) must see the whole brain: a random crop that
+carries the volume's label (the FOMO25 baseline) trains on crops that may hold no lesion at all.
+The box is padded with zeros (background after z-scoring) or centre-cropped where the brain is
+larger. Same sample convention and per-item seeding as `PatchDataset`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import ConfigError
+from .dataset import Item, _label, _read_padded
+from .store import Store
+
+
+def session_items(
+    store: Store, channels: Sequence[str], keys: Sequence[str] | None = None
+) -> list[Item]:
+    """One item per session group; a channel "t2s|swi" takes the first alternative present."""
+    m = store.manifest
+    wanted = set(keys) if keys is not None else None
+    items = []
+    for gid, g in m.groupby("group", sort=True):
+        if wanted is not None and gid not in wanted:
+            continue
+        by_mod: dict[str, str] = {}
+        for r in g.itertuples():
+            by_mod.setdefault(r.modality, r.scan_id)
+        scans = []
+        for entry in channels:
+            alts = [a.strip() for a in entry.split("|")]
+            scans.append(next((by_mod[a] for a in alts if a in by_mod), None))
+        if any(s is not None for s in scans):
+            items.append(Item(str(gid), scans, _label(g["label"].iloc[0])))
+    if wanted is not None and len(items) != len(wanted):
+        found = {it.key for it in items}
+        raise ConfigError(f"{store.root}: sessions not found: {sorted(wanted - found)[:5]}")
+    return items
+
+
+def auto_shape(store: Store, multiple: int = 16) -> tuple[int, int, int]:
+    """The largest stored shape, rounded up to `multiple` (every brain fits whole)."""
+    shapes = np.array(store.manifest["shape"].tolist())
+    big = shapes.max(axis=0)
+    return tuple(int(-(-s // multiple) * multiple) for s in big)  # type: ignore[return-value]
+
+
+class VolumeDataset(Dataset):
+    """Whole sessions as `[C, *shape]` samples (see the module docstring).
+
+    channels: channel order (entries may be alternatives "a|b"); keys: the session groups to
+    use (None: all); samples_per_epoch: cycle through the sessions this many times per epoch
+    (>= batch size for tiny few-shot sets); transform: augmentation `(batch, generator)`.
+    """
+
+    def __init__(
+        self,
+        store: Store | str,
+        channels: Sequence[str],
+        shape: Sequence[int] | None = None,
+        *,
+        keys: Sequence[str] | None = None,
+        samples_per_epoch: int | None = None,
+        with_seg: bool = False,
+        transform: Callable[[dict, torch.Generator], dict] | None = None,
+        seed: int = 0,
+    ):
+        self.store = store if isinstance(store, Store) else Store(store)
+        self.channels = list(channels)
+        self.items = session_items(self.store, self.channels, keys)
+        if not self.items:
+            raise ConfigError(f"{self.store.root}: no sessions with channels {self.channels}")
+        self.shape = tuple(int(s) for s in (shape or auto_shape(self.store)))
+        if len(self.shape) != 3 or min(self.shape) < 1:
+            raise ConfigError(f"volume shape must be three positive ints, got {shape}")
+        self.n = max(int(samples_per_epoch or 0), len(self.items))
+        self.with_seg = with_seg
+        self.transform = transform
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def origin(self, array_shape: Sequence[int]) -> list[int]:
+        """Corner of the centred box in array voxels (negative = zero padding)."""
+        return [(a - s) // 2 for a, s in zip(array_shape, self.shape)]
+
+    def __getitem__(self, index: int) -> dict:
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        item = self.items[int(index) % len(self.items)]
+        ref = next(s for s in item.scans if s is not None)
+        ref_arr = self.store.array(ref)
+        origin = self.origin(ref_arr.shape)
+        chans, present = [], []
+        for sid in item.scans:
+            if sid is None:
+                chans.append(np.zeros(self.shape, np.float32))
+                present.append(False)
+            else:
+                a = ref_arr if sid == ref else self.store.array(sid)
+                chans.append(_read_padded(a, origin, self.shape).astype(np.float32))
+                present.append(True)
+        out = {
+            "image": torch.from_numpy(np.stack(chans)),
+            "present": torch.tensor(present),
+            "meta": {
+                "key": item.key,
+                "origin": torch.tensor(origin),
+                "seed": int(rng.integers(2**62)),
+            },
+        }
+        if self.with_seg:
+            seg = self.store.label_array(ref)
+            if seg is None:
+                raise ConfigError(f"{self.store.root}: scan {ref} has no segmentation label")
+            lab = _read_padded(seg, origin, self.shape)[None].astype(np.int64)
+            out["label"] = torch.from_numpy(lab)
+        elif item.label is not None:
+            out["label"] = torch.tensor(item.label, dtype=torch.float32)
+        if self.transform is None:
+            return out
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        keys = ("image", "present", "label")
+        batch = {k: v[None] for k, v in out.items() if k in keys}
+        batch = self.transform(batch, gen)
+        return {**out, **{k: v[0] for k, v in batch.items() if k in keys}}

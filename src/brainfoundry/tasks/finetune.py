@@ -1,0 +1,199 @@
+"""Few-shot fine-tuning: task data → store (checkpoint's recipe) → per seed: split, model,
+Trainer with validation at every checkpoint, keep the best → a self-contained seed folder.
+
+OUT/store/            the fine-tuning data, prepared once and shared by the seeds
+OUT/seed_S/           model.safetensors + card.json (best on validation), splits.json,
+                      config.yaml, val_metrics.json, log.csv, checkpoints/ (resumable)
+The test set is never read here: `evaluate` prepares it separately.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from .. import __version__
+from ..config import load_config, save_config
+from ..engine import OptimConfig, TrainConfig
+from ..errors import ConfigError
+from ..evaluation.metrics import higher_is_better
+from ..models.card import ModelCard
+from ..models.checkpoint import save_model
+from .data import case_table, few_shot_split, prepare_task_data, preprocess_config, write_splits
+from .heads import create_task_model
+from .model_io import build_backbone, report_dict
+from .spec import get_task
+from .strategies import FinetuneTrainer, StrategyConfig, describe, param_groups
+from .validate import calibrate_regression, validate
+
+PRESETS = ("cpu-tiny", "cpu-small", "gpu-base")
+
+
+@dataclass
+class FinetuneData:
+    spacing: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])  # scratch only
+    volume_shape: list[int] | None = None  # case-level input box; None: fits every brain
+    patch_size: list[int] = field(default_factory=lambda: [64, 64, 64])  # segmentation
+    augment: str = "light"
+    modality_dropout: float = 0.2  # chance a sample loses some present channels
+    lesion_prob: float = 0.5  # segmentation: patches centred on a labelled voxel
+    margin: int = 4
+    samples_per_epoch: int | None = None
+    overlap: float = 0.5  # sliding-window overlap at validation
+
+
+@dataclass
+class FinetuneModel:
+    backbone: str = "resenc"  # scratch only; a pretrained init brings its own
+    preset: str = "tiny"
+
+
+@dataclass
+class FinetuneConfig:
+    task: str = ""
+    init: str = "scratch"
+    shots: int | None = None  # None: all but a validation fifth
+    val_cases: int | None = None  # None: every fine-tuning case not drawn for training
+    seeds: list[int] = field(default_factory=lambda: [0])
+    data: FinetuneData = field(default_factory=FinetuneData)
+    model: FinetuneModel = field(default_factory=FinetuneModel)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+
+def preset_path(name: str) -> Path:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown finetune preset {name!r}; known: {', '.join(PRESETS)}")
+    return Path(str(resources.files("brainfoundry.presets") / f"finetune-{name}.yaml"))
+
+
+def load_finetune_config(preset, config, overrides: list[str]) -> FinetuneConfig:
+    """Defaults ← preset ← user YAML ← the task spec's defaults ← `a.b=c` overrides."""
+    paths = [preset_path(preset) if preset else None, config]
+    cfg = load_config(FinetuneConfig, paths, overrides)
+    if cfg.task:
+        spec_defaults = get_task(cfg.task).defaults
+        if spec_defaults:
+            cfg = load_config(FinetuneConfig, paths, [*spec_defaults, *overrides])
+    return cfg
+
+
+def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, log=print) -> dict:
+    """Fine-tune every seed; returns {seed: best validation metrics}."""
+    if not cfg.task:
+        raise ConfigError("no task: pass --task NAME or a spec .yaml")
+    spec = get_task(cfg.task)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    init_card = None
+    if cfg.init != "scratch":
+        init_card = ModelCard.load(Path(cfg.init) / "card.json")
+    spacing = (init_card.spacing if init_card and init_card.spacing else None) or cfg.data.spacing
+    norm = init_card.normalization if init_card else None
+    store = prepare_task_data(data, out / "store", preprocess_config(spacing, norm))
+    cases = case_table(store, spec)
+    log(f"{spec.name}: {len(cases)} labelled fine-tuning cases at {list(spacing)} mm")
+    results = {}
+    for seed in cfg.seeds:
+        results[int(seed)] = finetune_seed(cfg, spec, store, cases, out / f"seed_{seed}", seed, log)
+    (out / "finetune.json").write_text(json.dumps({"task": spec.name, "val": results}, indent=2))
+    return results
+
+
+def _augmentation(cfg: FinetuneConfig, size):
+    from ..transforms import ChannelDropout, augment_preset, build_augmentation
+
+    aug = augment_preset(cfg.data.augment)
+    aug.spatial = dataclasses.replace(aug.spatial, patch_size=tuple(size))
+    aug.channel_dropout = ChannelDropout(p=cfg.data.modality_dropout)
+    return build_augmentation(aug)
+
+
+def _dataset(cfg, spec, store, keys, seed):
+    from ..data.dataset import PatchDataset
+    from ..data.volume_dataset import VolumeDataset, auto_shape
+    from .data import store_view
+
+    n = cfg.data.samples_per_epoch or max(len(keys), cfg.train.batch_size * cfg.optim.accum_steps)
+    if spec.type == "segmentation":
+        patch = tuple(cfg.data.patch_size)
+        return PatchDataset(
+            store_view(store, spec, keys), patch, modalities=spec.channels,
+            samples_per_epoch=n, foreground_prob=1.0, lesion_prob=cfg.data.lesion_prob,
+            margin=cfg.data.margin, with_seg=True, transform=_augmentation(cfg, patch), seed=seed,
+        ), patch  # fmt: skip
+    shape = tuple(cfg.data.volume_shape or auto_shape(store))
+    ds = VolumeDataset(
+        store, spec.channels, shape, keys=keys, samples_per_epoch=n,
+        transform=_augmentation(cfg, shape), seed=seed,
+    )  # fmt: skip
+    return ds, shape
+
+
+def finetune_seed(cfg, spec, store, cases, seed_dir: Path, seed: int, log=print) -> dict:
+    seed_dir.mkdir(parents=True, exist_ok=True)
+    splits = few_shot_split(
+        cases, cfg.shots, seed, stratify=spec.type == "classification", n_val=cfg.val_cases
+    )
+    write_splits(seed_dir / "splits.json", splits)
+    train_cfg = dataclasses.replace(cfg.train, seed=int(seed))
+    run_cfg = dataclasses.replace(cfg, train=train_cfg, seeds=[int(seed)])
+    save_config(run_cfg, seed_dir / "config.yaml")
+    backbone, init_card, report = build_backbone(
+        cfg.init, spec, cfg.model.backbone, cfg.model.preset, seed
+    )
+    if report is not None:
+        log(f"seed {seed}: init from {cfg.init}: {report}")
+    head_kw: dict = {}
+    if spec.type == "regression":
+        y = cases.set_index("key").loc[splits["train"], "label"].astype(float)
+        head_kw = {"y_mean": float(y.mean()), "y_std": float(y.std(ddof=0)) or 1.0}
+    model = create_task_model(spec.type, backbone, **head_kw)
+    groups = param_groups(model, cfg.strategy)
+    dataset, size = _dataset(cfg, spec, store, splits["train"], seed)
+    card = ModelCard.for_model(
+        backbone,
+        modalities=spec.channels,
+        spacing=list(store.plan["preprocess"]["spacing"]),
+        normalization={
+            k: store.plan["preprocess"][k] for k in ("normalization", "clip_percentiles")
+        },
+        patch_size=list(size),
+        ssl_method=init_card.ssl_method if init_card else None,
+        data_summary={"n_train": len(splits["train"]), "n_val": len(splits["val"])},
+        version=__version__,
+    )
+    card.extra.update(
+        task=spec.to_dict(), head=head_kw, init=cfg.init, strategy=dataclasses.asdict(cfg.strategy),
+        load_report=report_dict(report), seed=int(seed), input_size=list(size),
+        **describe(model),
+    )  # fmt: skip
+    state_path = seed_dir / "val_metrics.json"
+    best = json.loads(state_path.read_text()) if state_path.exists() else None
+    sign = 1.0 if higher_is_better(spec.primary_metric) else -1.0
+
+    def on_checkpoint(m, step: int, ema) -> None:
+        nonlocal best
+        vals = validate(m, spec, store, splits["val"], size, overlap=cfg.data.overlap)
+        m.train()
+        score = vals.get(spec.primary_metric)
+        key = (sign * score if score is not None else float("-inf"), -vals["loss"])
+        if best is None or key > tuple(best["key"]):
+            best = {"step": step, "key": list(key), "metrics": vals}
+            card.extra.update(step=step, val_metrics=vals)
+            save_model(seed_dir, m, card)
+            state_path.write_text(json.dumps(best, indent=2))
+        log(f"seed {seed} step {step}: val {vals} (best at step {best['step']})")
+
+    trainer = FinetuneTrainer(
+        model, dataset, train_cfg, cfg.optim, seed_dir, groups=groups, on_checkpoint=on_checkpoint
+    )
+    trainer.fit(resume=True)
+    if spec.type == "regression":
+        cal = calibrate_regression(seed_dir, store, splits["val"], size)
+        log(f"seed {seed}: 95% interval scale {cal['scale']:.3f} from {cal['n']} held-out cases")
+    return best["metrics"] if best else {}

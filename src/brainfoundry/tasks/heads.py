@@ -1,0 +1,135 @@
+"""Task models: a backbone plus a small head, each `forward(batch) -> (loss, logs)` for the
+Trainer and `predict(image, present) -> outputs` for validation and evaluation.
+
+- classification: mean-pooled deepest features (+ the `present` mask, so the head knows which
+  sequences were missing) → linear → one logit; binary cross-entropy.
+- regression: the same pooling → (mean, log-variance) of a Gaussian, trained with its negative
+  log-likelihood (mean-variance estimation, Nix & Weigend 1994) on standardised targets.
+- segmentation: the backbone's encoder + decoder → per-voxel logits; cross-entropy + soft Dice.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..registry import Registry
+
+HEADS: Registry[nn.Module] = Registry("head")
+LOGVAR_RANGE = (-9.0, 9.0)
+
+
+def gaussian_nll(mean: torch.Tensor, log_var: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean of 0.5 (log σ² + (y - μ)² / σ²): torch's GaussianNLLLoss(full=False) in log-variance."""
+    return 0.5 * (log_var + (target - mean) ** 2 * torch.exp(-log_var)).mean()
+
+
+def soft_dice_loss(probs: torch.Tensor, onehot: torch.Tensor, smooth: float = 1e-5) -> torch.Tensor:
+    """1 - mean over foreground classes of 2|P∩T| / (|P| + |T|), summed over the whole batch
+    (nnU-Net's batch Dice: stable when a patch holds no lesion). probs/onehot: [B, K, *S]."""
+    dims = (0, *range(2, probs.ndim))
+    inter = (probs * onehot).sum(dims)
+    denom = probs.sum(dims) + onehot.sum(dims)
+    dice = (2 * inter + smooth) / (denom + smooth)
+    return 1 - dice[1:].mean()
+
+
+class _Pooled(nn.Module):
+    """Backbone + global average pool of the deepest feature map + linear head."""
+
+    def __init__(self, backbone: nn.Module, n_out: int):
+        super().__init__()
+        self.backbone = backbone
+        n_in = backbone.embed_dim + backbone.in_channels
+        self.head = nn.Linear(n_in, n_out)
+        nn.init.zeros_(self.head.bias)
+        nn.init.normal_(self.head.weight, std=0.01)
+
+    def features(self, image: torch.Tensor, present: torch.Tensor | None) -> torch.Tensor:
+        deep = self.backbone.encode(image)[-1]
+        pooled = deep.mean(dim=tuple(range(2, deep.ndim)))
+        if present is None:
+            present = torch.ones(image.shape[:2], dtype=torch.bool, device=image.device)
+        return torch.cat([pooled, present.to(pooled.dtype)], dim=1)
+
+    def raw(self, batch: dict) -> torch.Tensor:
+        return self.head(self.features(batch["image"], batch.get("present")))
+
+
+@HEADS.register("classification")
+class ClassificationModel(_Pooled):
+    def __init__(self, backbone: nn.Module, **_: object):
+        super().__init__(backbone, 1)
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        logit = self.raw(batch)[:, 0]
+        y = batch["label"].float()
+        loss = F.binary_cross_entropy_with_logits(logit, y)
+        acc = ((logit > 0).float() == y).float().mean()
+        return loss, {"loss": float(loss.detach()), "acc": float(acc)}
+
+    @torch.no_grad()
+    def predict(self, image: torch.Tensor, present: torch.Tensor | None = None) -> dict:
+        logit = self.head(self.features(image, present))[:, 0]
+        return {"prob": torch.sigmoid(logit)}
+
+
+@HEADS.register("regression")
+class RegressionModel(_Pooled):
+    """Targets are standardised with the training labels' mean/sd (buffers saved with the
+    weights); `interval_scale` multiplies σ to give the calibrated 95% interval."""
+
+    def __init__(self, backbone: nn.Module, y_mean: float = 0.0, y_std: float = 1.0, **_: object):
+        super().__init__(backbone, 2)
+        self.register_buffer("y_mean", torch.tensor(float(y_mean)))
+        self.register_buffer("y_std", torch.tensor(max(float(y_std), 1e-6)))
+        self.register_buffer("interval_scale", torch.tensor(1.959964))
+
+    def _moments(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return out[:, 0], out[:, 1].clamp(*LOGVAR_RANGE)
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        mean, log_var = self._moments(self.raw(batch))
+        y = (batch["label"].float() - self.y_mean) / self.y_std
+        loss = gaussian_nll(mean, log_var, y)
+        mae = ((mean - y).abs().mean() * self.y_std).detach()
+        return loss, {"loss": float(loss.detach()), "mae": float(mae)}
+
+    @torch.no_grad()
+    def predict(self, image: torch.Tensor, present: torch.Tensor | None = None) -> dict:
+        mean, log_var = self._moments(self.head(self.features(image, present)))
+        pred = mean * self.y_std + self.y_mean
+        sigma = torch.exp(0.5 * log_var) * self.y_std
+        half = self.interval_scale * sigma
+        return {"pred": pred, "sigma": sigma, "lo": pred - half, "hi": pred + half}
+
+
+@HEADS.register("segmentation")
+class SegmentationModel(nn.Module):
+    """Encoder + decoder; the backbone is built with 2 output channels (background, lesion)."""
+
+    def __init__(self, backbone: nn.Module, dice_weight: float = 1.0, **_: object):
+        super().__init__()
+        self.backbone = backbone
+        self.dice_weight = dice_weight
+
+    def logits(self, image: torch.Tensor) -> torch.Tensor:
+        return self.backbone.decode(self.backbone.encode(image))
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        logits = self.logits(batch["image"])
+        target = batch["label"][:, 0].long().clamp(0, logits.shape[1] - 1)
+        ce = F.cross_entropy(logits, target)
+        onehot = F.one_hot(target, logits.shape[1]).movedim(-1, 1).to(logits.dtype)
+        dice = soft_dice_loss(torch.softmax(logits, 1), onehot)
+        loss = ce + self.dice_weight * dice
+        return loss, {"loss": float(loss.detach()), "ce": float(ce), "dice_loss": float(dice)}
+
+    @torch.no_grad()
+    def predict(self, image: torch.Tensor, present: torch.Tensor | None = None) -> dict:
+        return {"probs": torch.softmax(self.logits(image), 1)}
+
+
+def create_task_model(task_type: str, backbone: nn.Module, **kwargs: object) -> nn.Module:
+    return HEADS.create(task_type, backbone, **kwargs)

@@ -1,0 +1,76 @@
+"""Build a task model from `scratch` or a pretrained run, and reload a fine-tuned one.
+
+A fine-tuned seed folder is a normal checkpoint (`model.safetensors` + `card.json`): the card's
+`arch` rebuilds the backbone, `extra.task` the spec, `extra.head` the head's arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..models.backbones import create_backbone
+from ..models.card import ModelCard
+from ..models.checkpoint import CARD, WEIGHTS, build_from_card, load_model, read_weights
+from ..models.loading import LoadReport
+from .heads import create_task_model
+from .spec import TaskSpec
+
+
+def decoder_channels(spec: TaskSpec) -> int | None:
+    """Outputs of the backbone's decoder: 2 classes for segmentation, unused otherwise."""
+    return 2 if spec.type == "segmentation" else None
+
+
+def build_backbone(
+    init: str, spec: TaskSpec, backbone: str, preset: str, seed: int
+) -> tuple[nn.Module, ModelCard | None, LoadReport | None]:
+    """(backbone, the init card or None, LoadReport or None) with task channels and outputs."""
+    torch.manual_seed(seed)  # initialisation of whatever is not loaded
+    n_in = len(spec.channels)
+    if init == "scratch":
+        out = decoder_channels(spec) or 1
+        return (
+            create_backbone(backbone, in_channels=n_in, out_channels=out, preset=preset),
+            None,
+            None,
+        )
+    run = Path(init)
+    if not (run / CARD).is_file():
+        raise ConfigError(f"--init {init}: not a run folder with card.json (or use 'scratch')")
+    model, card, report = load_model(run, in_channels=n_in, out_channels=decoder_channels(spec))
+    return model, card, report
+
+
+def report_dict(report: LoadReport | None) -> dict | None:
+    """The LoadReport as JSON for the card (names, not tensors)."""
+    if report is None:
+        return None
+    return {
+        "ok": report.ok,
+        "n_loaded": len(report.loaded),
+        "loaded": report.loaded,
+        "missing": report.missing,
+        "unexpected": report.unexpected,
+        "mismatched": {k: [list(a), list(b)] for k, (a, b) in report.mismatched.items()},
+        "adapted": {k: [list(a), list(b)] for k, (a, b) in report.adapted.items()},
+    }
+
+
+def load_task_model(seed_dir: str | Path) -> tuple[nn.Module, ModelCard, TaskSpec]:
+    """(task model in eval mode, card, spec) from a fine-tuned seed folder."""
+    seed_dir = Path(seed_dir)
+    card = ModelCard.load(seed_dir / CARD)
+    if "task" not in card.extra:
+        raise ConfigError(f"{seed_dir}: not a fine-tuned task model (card has no task)")
+    spec = TaskSpec.from_dict(card.extra["task"], str(seed_dir / CARD))
+    backbone = build_from_card(card)
+    model = create_task_model(spec.type, backbone, **card.extra.get("head", {}))
+    tensors, aliases = read_weights(seed_dir / WEIGHTS)
+    for alias, canon in aliases.items():
+        tensors[alias] = tensors[canon]
+    model.load_state_dict(tensors, strict=True)
+    return model.eval(), card, spec

@@ -1,0 +1,143 @@
+"""Tasks are data: a `TaskSpec` (YAML) says what a downstream task is, so fine-tuning, evaluation
+and prediction never hard-code the FOMO25 tasks. Built-in specs ship in `tasks/specs/*.yaml`;
+a user's own task is a YAML file passed by path wherever a task name is accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from ..config import from_dict, to_dict
+from ..errors import ConfigError
+from ..io.modalities import canonical_modality
+from ..registry import Registry
+
+TaskType = Literal["classification", "segmentation", "regression"]
+LABEL_SOURCES = ("label.txt", "seg.nii.gz")
+
+
+@dataclass
+class TaskSpec:
+    """One downstream task.
+
+    modalities: input channels in order; an entry "t2s|swi" is one channel filled by the first
+      alternative a session has. optional: channels that may be missing (a zero channel with
+      present=False); the others must be there. label: "label.txt" (class or value per session)
+      or "seg.nii.gz" (voxel mask). defaults: `a.b=c` finetune-config overrides for this task.
+    """
+
+    name: str
+    type: TaskType
+    modalities: list[str]
+    label: str = "label.txt"
+    metrics: list[str] = field(default_factory=list)
+    primary_metric: str = ""
+    optional: list[str] = field(default_factory=list)
+    nsd_tolerance_mm: float = 2.0
+    unit: str = ""
+    description: str = ""
+    defaults: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        where = f"task {self.name!r}"
+        if not self.modalities:
+            raise ConfigError(f"{where}: needs at least one modality")
+        for entry in self.modalities:
+            for alt in alternatives(entry):
+                if canonical_modality(alt) != alt:
+                    raise ConfigError(
+                        f"{where}: modality {alt!r} is not a canonical name "
+                        f"(did you mean {canonical_modality(alt)!r}?)"
+                    )
+        unknown = set(self.optional) - set(self.modalities)
+        if unknown:
+            raise ConfigError(f"{where}: optional {sorted(unknown)} not among modalities")
+        if self.label not in LABEL_SOURCES:
+            raise ConfigError(f"{where}: label {self.label!r} must be one of {LABEL_SOURCES}")
+        if (self.type == "segmentation") != (self.label == "seg.nii.gz"):
+            raise ConfigError(f"{where}: a {self.type} task cannot read labels from {self.label}")
+        from ..evaluation.metrics import canonical_name
+
+        self.metrics = [canonical_name(m) for m in self.metrics]
+        if not self.metrics:
+            raise ConfigError(f"{where}: list at least one metric")
+        self.primary_metric = canonical_name(self.primary_metric or self.metrics[0])
+
+    @property
+    def channels(self) -> list[str]:
+        """Channel names in order (alternatives kept as written, e.g. "t2s|swi")."""
+        return list(self.modalities)
+
+    @property
+    def n_outputs(self) -> int:
+        """Network outputs: 1 logit, 2 (mean, log-variance) or 2 segmentation classes."""
+        return {"classification": 1, "regression": 2, "segmentation": 2}[self.type]
+
+    def channel_of(self, modality: str) -> str | None:
+        """The channel a scan of `modality` fills, or None if the task does not use it."""
+        for entry in self.modalities:
+            if modality in alternatives(entry):
+                return entry
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "task") -> TaskSpec:
+        missing = {"name", "type", "modalities"} - set(data)
+        if missing:
+            raise ConfigError(f"{where}: task spec needs {sorted(missing)}")
+        return from_dict(cls, data, where)
+
+
+def alternatives(entry: str) -> list[str]:
+    """ "t2s|swi" -> ["t2s", "swi"] (preference order)."""
+    alts = [a.strip() for a in entry.split("|") if a.strip()]
+    if not alts:
+        raise ConfigError(f"empty modality entry {entry!r}")
+    return alts
+
+
+def load_spec(path: str | Path) -> TaskSpec:
+    """A TaskSpec from a YAML file, with errors naming the file."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: task spec not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML ({e.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: a task spec is a mapping (name, type, modalities, ...)")
+    return TaskSpec.from_dict(data, str(p))
+
+
+TASKS: Registry[TaskSpec] = Registry("task")
+
+
+def _builtin(name: str):
+    def make() -> TaskSpec:
+        return load_spec(Path(str(resources.files("brainfoundry.tasks") / "specs" / name)))
+
+    return make
+
+
+for _f in ("infarct.yaml", "meningioma.yaml", "brainage.yaml"):
+    TASKS.register(_f.removesuffix(".yaml"))(_builtin(_f))
+
+
+def get_task(name_or_path: str | Path | TaskSpec) -> TaskSpec:
+    """A registered task by name, or a spec file by path (anything ending in .yaml/.yml)."""
+    if isinstance(name_or_path, TaskSpec):
+        return dataclasses.replace(name_or_path)
+    s = str(name_or_path)
+    if s.endswith((".yaml", ".yml")) or Path(s).is_file():
+        return load_spec(s)
+    return TASKS.create(s)

@@ -1,0 +1,116 @@
+"""Fine-tuning strategies as parameter groups: which weights train, and at what learning rate.
+
+- full: everything trains at the base learning rate.
+- linear: the encoder is frozen (requires_grad False, so not even weight decay moves it); the
+  head (and, for segmentation, the decoder) trains — a linear probe of the features.
+- partial: the first `freeze_layers` encoder layers (stem = layer 0) are frozen.
+- llrd: layer-wise learning-rate decay (BEiT / ELECTRA): encoder layer i of L trains at
+  lr · decay^(L - i), so early, generic layers move least; head and decoder at lr.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ..engine import Trainer
+from ..errors import ConfigError
+
+_LAYER_RULES = (  # (pattern on a backbone parameter name, layer index or None = by group)
+    (re.compile(r"^encoder\.stem\."), 0),
+    (re.compile(r"^encoder\.stages\.(\d+)\."), None),
+    (re.compile(r"^(down_projection|mask_token|eva\.pos_embed)"), 0),
+    (re.compile(r"^eva\.blocks\.(\d+)\."), None),
+)
+
+
+@dataclass
+class StrategyConfig:
+    name: Literal["full", "linear", "partial", "llrd"] = "full"
+    freeze_layers: int = 1  # partial: encoder layers frozen from the input side
+    layer_decay: float = 0.75  # llrd: per-layer learning-rate factor
+
+
+def encoder_layer(name: str) -> int | None:
+    """Encoder depth of a backbone parameter (0 = input side), or None outside the encoder.
+    A transformer's final norm (`eva.norm`) counts as one layer past the last block."""
+    for pattern, idx in _LAYER_RULES:
+        m = pattern.match(name)
+        if m:
+            return idx if idx is not None else int(m.group(1)) + 1
+    if name.startswith("eva."):
+        return 10**6  # placeholder, resolved to "deepest" in encoder_layers
+    return None
+
+
+def encoder_layers(backbone: nn.Module) -> dict[str, int]:
+    """{parameter name: encoder layer} for the encoder's parameters only."""
+    raw = {k: encoder_layer(k) for k, _ in backbone.named_parameters()}
+    layers = {k: v for k, v in raw.items() if v is not None}
+    deepest = max((v for v in layers.values() if v < 10**6), default=-1) + 1
+    return {k: min(v, deepest) for k, v in layers.items()}
+
+
+def param_groups(model: nn.Module, cfg: StrategyConfig) -> list[dict]:
+    """Freeze per the strategy and return optimizer groups carrying an `lr_scale`."""
+    if cfg.name not in ("full", "linear", "partial", "llrd"):
+        raise ConfigError(f"strategy.name {cfg.name!r}: use full, linear, partial or llrd")
+    if not 0 < cfg.layer_decay <= 1:
+        raise ConfigError(f"strategy.layer_decay must be in (0, 1], got {cfg.layer_decay}")
+    named = dict(model.backbone.named_parameters())
+    layers = encoder_layers(model.backbone)
+    top = max(layers.values(), default=0) + 1  # the head's "layer"
+    ids = {id(named[k]): v for k, v in layers.items()}
+    groups: dict[float, list[nn.Parameter]] = {}
+    for p in model.parameters():
+        layer = ids.get(id(p))
+        scale = 1.0
+        if layer is not None:
+            if cfg.name == "linear" or (cfg.name == "partial" and layer < cfg.freeze_layers):
+                p.requires_grad_(False)
+                continue
+            if cfg.name == "llrd":
+                scale = cfg.layer_decay ** (top - layer)
+        p.requires_grad_(True)
+        groups.setdefault(scale, []).append(p)
+    return [{"params": ps, "lr_scale": s} for s, ps in sorted(groups.items(), reverse=True)]
+
+
+def describe(model: nn.Module) -> dict:
+    """Counts for the log and the card: trainable vs frozen parameters."""
+    train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return {"trainable_params": int(train), "frozen_params": int(total - train)}
+
+
+class FinetuneTrainer(Trainer):
+    """The engine's Trainer with per-group learning-rate scales (`lr_scale`) on top of its
+    warmup-cosine schedule; the groups come from `param_groups` before the optimizer is built."""
+
+    def __init__(self, model, dataset, train, optim, run_dir, *, groups: list[dict], **kw):
+        super().__init__(model, dataset, train, optim, run_dir, **kw)
+        self.optimizer = _grouped_optimizer(self.model, groups, optim)
+
+    def _set_lr(self, step: int) -> float:
+        lr = self.optim_cfg.lr * self._lr_factor(step)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr * g.get("lr_scale", 1.0)
+        return lr
+
+
+def _grouped_optimizer(model: nn.Module, groups: list[dict], cfg) -> torch.optim.Optimizer:
+    """The engine's `build_optimizer` rule (no decay on 1-D tensors), split by lr_scale."""
+    split = []
+    for g in groups:
+        decay = [p for p in g["params"] if p.ndim > 1]
+        no_decay = [p for p in g["params"] if p.ndim <= 1]
+        for ps, wd in ((decay, cfg.weight_decay), (no_decay, 0.0)):
+            if ps:
+                split.append({"params": ps, "weight_decay": wd, "lr_scale": g["lr_scale"]})
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(split, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    return torch.optim.AdamW(split, lr=cfg.lr, betas=cfg.betas)
