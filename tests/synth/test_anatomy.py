@@ -4,16 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from brainfoundry.synth.anatomy import (
-    TISSUES,
-    build_anatomy,
-    load_mni152,
-    output_grid,
-    random_pose,
-    random_shape,
-    subject_coords,
-    upsample_coords,
-)
+from brainfoundry.synth.anatomy import TISSUES, build_anatomy, load_mni152, output_grid
+from brainfoundry.synth.deform import random_pose, random_shape, subject_coords, upsample_coords
 from brainfoundry.synth.fields import sample
 
 from .conftest import RES

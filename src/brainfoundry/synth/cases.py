@@ -13,9 +13,10 @@ import torch
 
 from ..io.modalities import canonical_modality
 from .ageing import age_contrast, draw_ageing, enlarge_ventricles, thin_cortex
-from .anatomy import Anatomy, random_pose, random_shape, subject_coords, upsample_coords
+from .anatomy import Anatomy
 from .artefacts import acquire, coverage, draw_acquisition
 from .contrast import Lesion, draw_contrast, synthesize
+from .deform import random_pose, random_shape, subject_coords, upsample_coords
 from .fields import sample_where, smooth_noise
 from .lesions import dwi_artefact, infarct, microbleeds, wmh
 from .meningioma import draw_site, mass_effect, surroundings
