@@ -38,7 +38,7 @@ def count(family: str, size: str, patch: int, batch: int) -> tuple[float, float,
         nonlocal saved
         # attention matrices [.., N, N]: the meta device runs SDPA's math path, which keeps
         # them; GPU flash / memory-efficient attention does not, so they are not counted
-        if not (t.dim() >= 4 and t.shape[-1] == t.shape[-2] and t.shape[-1] >= 512):
+        if not (t.dim() >= 3 and t.shape[-1] == t.shape[-2] and t.shape[-1] >= 512):
             saved += t.numel() * t.element_size()
         return t
 
