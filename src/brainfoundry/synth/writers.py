@@ -263,6 +263,6 @@ def _qc_title(job: Job, rec: dict, kind: str) -> str:
         bits += [f"{i['stage']} {i['territory']}" for i in rec.get("infarcts", [])[:1]]
     elif kind == "meningioma" and "meningioma" in rec:
         bits.append(rec["meningioma"]["site"])
-    if rec.get("shift"):
+    if rec.get("shift", 0.0) >= 0.05:  # scanner contrast moved towards a clinical vendor
         bits.append(f"{rec['vendor']} shift {rec['shift']:.1f}")
     return ", ".join(bits)
