@@ -124,7 +124,11 @@ class SegmentationModel(nn.Module):
         onehot = F.one_hot(target, logits.shape[1]).movedim(-1, 1).to(logits.dtype)
         dice = soft_dice_loss(torch.softmax(logits, 1), onehot)
         loss = ce + self.dice_weight * dice
-        return loss, {"loss": float(loss.detach()), "ce": float(ce), "dice_loss": float(dice)}
+        return loss, {
+            "loss": float(loss.detach()),
+            "ce": float(ce.detach()),
+            "dice_loss": float(dice.detach()),
+        }
 
     @torch.no_grad()
     def predict(self, image: torch.Tensor, present: torch.Tensor | None = None) -> dict:

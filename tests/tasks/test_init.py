@@ -1,0 +1,59 @@
+"""Fine-tuning from a pretrained checkpoint: what loaded, channel adaptation, card's recipe."""
+
+import json
+
+import pytest
+import torch
+
+from brainfoundry.models.backbones import create_backbone
+from brainfoundry.models.card import ModelCard
+from brainfoundry.models.checkpoint import save_model
+from brainfoundry.tasks import get_task
+from brainfoundry.tasks.finetune import finetune, load_finetune_config
+from brainfoundry.tasks.model_io import build_backbone, load_task_model
+
+
+def pretrained_run(path, spacing=(6.0, 6.0, 6.0)):
+    torch.manual_seed(0)
+    bb = create_backbone("resenc", 1, 1, "tiny")
+    card = ModelCard.for_model(
+        bb, spacing=list(spacing),
+        normalization={"normalization": "zscore", "clip_percentiles": [0.5, 99.5]},
+        patch_size=[32, 32, 32], ssl_method="mae",
+    )  # fmt: skip
+    save_model(path, bb, card)
+    return bb
+
+
+def test_init_reports_loaded_keys_and_adapts_channels(tmp_path):
+    src = pretrained_run(tmp_path / "pre")
+    spec = get_task("infarct")
+    model, card, report = build_backbone(str(tmp_path / "pre"), spec, "resenc", "tiny", seed=0)
+    assert card.ssl_method == "mae" and model.in_channels == 4
+    assert report.adapted and all(v[0][1] == 1 and v[1][1] == 4 for v in report.adapted.values())
+    assert len(report.loaded) > 10 and not report.missing and not report.unexpected
+    # a deep encoder weight came over unchanged
+    k = "encoder.stages.2.blocks.0.conv1.conv.weight"
+    assert torch.equal(model.state_dict()[k], src.state_dict()[k])
+    seg, _, rep = build_backbone(str(tmp_path / "pre"), get_task("meningioma"), "resenc", "tiny", 0)
+    assert seg.out_channels == 2 and rep.mismatched  # the decoder's last layer: 1 -> 2 outputs
+
+
+def test_finetune_from_pretrained_uses_card_and_records_report(tmp_path, task_data):
+    pretrained_run(tmp_path / "pre")
+    cfg = load_finetune_config(
+        "cpu-tiny", None,
+        ["task=brainage", f"init={tmp_path / 'pre'}", "shots=6", "seeds=[0]", "train.steps=2",
+         "train.checkpoint_every=2", "data.spacing=[9,9,9]"],
+    )  # fmt: skip
+    logs = []
+    finetune(cfg, task_data["brainage"] / "finetune", tmp_path / "out", log=logs.append)
+    plan = json.loads((tmp_path / "out" / "store" / "plan.json").read_text())
+    assert plan["preprocess"]["spacing"] == [6.0, 6.0, 6.0]  # the card's, not the preset's
+    assert any("adapted" in line for line in logs)
+    model, card, spec = load_task_model(tmp_path / "out" / "seed_0")
+    lr = card.extra["load_report"]
+    assert lr["n_loaded"] > 10 and lr["adapted"] and card.extra["init"].endswith("pre")
+    assert card.modalities == ["t1", "t2"] and card.spacing == [6.0, 6.0, 6.0]
+    assert spec.name == "brainage" and card.extra["calibration"]["n"] == 4
+    assert float(model.interval_scale) == pytest.approx(card.extra["calibration"]["scale"])
