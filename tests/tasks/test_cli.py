@@ -52,5 +52,7 @@ def test_user_mistakes_exit_2(tmp_path, capsys):
     assert "unknown task" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path), "--data", str(tmp_path)]) == 2
     assert "seed_" in capsys.readouterr().err
-    assert main(["finetune", "--task", "infarct", "--data", str(tmp_path / "missing"),
-                 "-o", str(tmp_path / "o"), "--preset", "cpu-tiny", "--seeds", "a"]) == 2  # fmt: skip
+    bad_seeds = ["--preset", "cpu-tiny", "--seeds", "a"]
+    out = ["-o", str(tmp_path / "o")]
+    assert main(["finetune", "--task", "infarct", "--data", str(tmp_path), *out, *bad_seeds]) == 2
+    assert "--seeds" in capsys.readouterr().err

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from brainfoundry.engine import OptimConfig
 from brainfoundry.models.backbones import create_backbone
 from brainfoundry.tasks.calibration import conformal_scale, interval
 from brainfoundry.tasks.heads import create_task_model, gaussian_nll, soft_dice_loss
@@ -11,7 +12,6 @@ from brainfoundry.tasks.strategies import (
     encoder_layers,
     param_groups,
 )
-from brainfoundry.engine import OptimConfig
 
 
 def test_gaussian_nll_matches_torch():
