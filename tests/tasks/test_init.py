@@ -57,3 +57,14 @@ def test_finetune_from_pretrained_uses_card_and_records_report(tmp_path, task_da
     assert card.modalities == ["t1", "t2"] and card.spacing == [6.0, 6.0, 6.0]
     assert spec.name == "brainage" and card.extra["calibration"]["n"] == 4
     assert float(model.interval_scale) == pytest.approx(card.extra["calibration"]["scale"])
+
+
+def test_rerun_with_another_split_is_refused(tmp_path, task_data):
+    from brainfoundry.errors import ConfigError
+
+    args = ["task=infarct", "seeds=[0]", "train.steps=1", "train.checkpoint_every=1"]
+    cfg = load_finetune_config("cpu-tiny", None, [*args, "shots=3"])
+    finetune(cfg, task_data["infarct"] / "finetune", tmp_path / "o", log=lambda _: None)
+    cfg = load_finetune_config("cpu-tiny", None, [*args, "shots=4"])
+    with pytest.raises(ConfigError, match="another split"):
+        finetune(cfg, task_data["infarct"] / "finetune", tmp_path / "o", log=lambda _: None)

@@ -139,7 +139,13 @@ def finetune_seed(cfg, spec, store, cases, seed_dir: Path, seed: int, log=print)
     splits = few_shot_split(
         cases, cfg.shots, seed, stratify=spec.type == "classification", n_val=cfg.val_cases
     )
-    write_splits(seed_dir / "splits.json", splits)
+    old = seed_dir / "splits.json"
+    if old.exists() and json.loads(old.read_text()) != splits:
+        raise ConfigError(
+            f"{old}: this seed folder was trained on another split (shots/seed changed); "
+            "use a new output folder"
+        )
+    write_splits(old, splits)
     train_cfg = dataclasses.replace(cfg.train, seed=int(seed))
     run_cfg = dataclasses.replace(cfg, train=train_cfg, seeds=[int(seed)])
     save_config(run_cfg, seed_dir / "config.yaml")
