@@ -3,12 +3,12 @@ import pytest
 import torch
 
 from brainfoundry.engine import OptimConfig
+from brainfoundry.engine.loop import build_optimizer
 from brainfoundry.models.backbones import create_backbone
 from brainfoundry.tasks.calibration import conformal_scale, interval
 from brainfoundry.tasks.heads import create_task_model, gaussian_nll, soft_dice_loss
 from brainfoundry.tasks.strategies import (
     StrategyConfig,
-    _grouped_optimizer,
     encoder_layers,
     param_groups,
 )
@@ -69,7 +69,7 @@ def test_linear_probe_leaves_encoder_unchanged(backbone):
     enc = set(encoder_layers(model.backbone))
     before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
     head_before = model.head.weight.clone()
-    opt = _grouped_optimizer(model, groups, OptimConfig(lr=1e-2))
+    opt = build_optimizer(model, OptimConfig(lr=1e-2), groups)
     for _ in range(3):
         opt.zero_grad()
         loss, _ = model(_batch())

@@ -34,19 +34,28 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """No weight decay on norms, biases and embeddings-like 1-D parameters."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim <= 1 else decay).append(p)
-    groups = [
-        {"params": decay, "weight_decay": cfg.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+def build_optimizer(
+    model: nn.Module, cfg: OptimConfig, groups: list[dict] | None = None
+) -> torch.optim.Optimizer:
+    """No weight decay on norms, biases and other 1-D parameters.
+
+    `groups` ([{"params": [...], "lr_scale": float}], e.g. frozen layers left out or layer-wise
+    decay) replaces "every trainable parameter at scale 1".
+    """
+    if groups is None:
+        groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr_scale": 1.0}]
+    split = []
+    for g in groups:
+        decay = [p for p in g["params"] if p.ndim > 1]
+        no_decay = [p for p in g["params"] if p.ndim <= 1]
+        for ps, wd in ((decay, cfg.weight_decay), (no_decay, 0.0)):
+            if ps:
+                split.append(
+                    {"params": ps, "weight_decay": wd, "lr_scale": float(g.get("lr_scale", 1.0))}
+                )
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+        return torch.optim.SGD(split, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    return torch.optim.AdamW(split, lr=cfg.lr, betas=cfg.betas)
 
 
 def to_device(batch, device: torch.device):
@@ -70,6 +79,7 @@ class Trainer:
         *,
         collate: Callable | None = None,
         on_checkpoint: Callable[[nn.Module, int, dict | None], None] | None = None,
+        param_groups: list[dict] | None = None,
     ):
         self.train, self.optim_cfg = train, optim
         self.run_dir = Path(run_dir)
@@ -87,7 +97,7 @@ class Trainer:
                 f"{self.per_step}; raise samples_per_epoch or lower batch_size"
             )
         self.steps_per_epoch = len(dataset) // self.per_step
-        self.optimizer = build_optimizer(self.model, optim)
+        self.optimizer = build_optimizer(self.model, optim, param_groups)
         self.ema = EMA(self.model, optim.ema_decay) if optim.ema_decay else None
         self.ddp = (
             torch.nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=True)
@@ -140,7 +150,7 @@ class Trainer:
     def _set_lr(self, step: int) -> float:
         lr = self.optim_cfg.lr * self._lr_factor(step)
         for g in self.optimizer.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_scale", 1.0)
         return lr
 
     def resume(self) -> bool:

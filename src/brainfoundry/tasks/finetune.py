@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..config import load_config, save_config
-from ..engine import OptimConfig, TrainConfig
+from ..engine import OptimConfig, TrainConfig, Trainer
 from ..errors import ConfigError
 from ..evaluation.metrics import higher_is_better
 from ..models.card import ModelCard
@@ -26,7 +26,7 @@ from .data import case_table, few_shot_split, prepare_task_data, preprocess_conf
 from .heads import create_task_model
 from .model_io import build_backbone, report_dict
 from .spec import get_task
-from .strategies import FinetuneTrainer, StrategyConfig, describe, param_groups
+from .strategies import StrategyConfig, describe, param_groups
 from .validate import calibrate_regression, validate
 
 PRESETS = ("cpu-tiny", "cpu-small", "gpu-base")
@@ -195,8 +195,14 @@ def finetune_seed(cfg, spec, store, cases, seed_dir: Path, seed: int, log=print)
             state_path.write_text(json.dumps(best, indent=2))
         log(f"seed {seed} step {step}: val {vals} (best at step {best['step']})")
 
-    trainer = FinetuneTrainer(
-        model, dataset, train_cfg, cfg.optim, seed_dir, groups=groups, on_checkpoint=on_checkpoint
+    trainer = Trainer(
+        model,
+        dataset,
+        train_cfg,
+        cfg.optim,
+        seed_dir,
+        on_checkpoint=on_checkpoint,
+        param_groups=groups,
     )
     trainer.fit(resume=True)
     if spec.type == "regression":

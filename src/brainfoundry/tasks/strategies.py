@@ -14,10 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
 from torch import nn
 
-from ..engine import Trainer
 from ..errors import ConfigError
 
 _LAYER_RULES = (  # (pattern on a backbone parameter name, layer index or None = by group)
@@ -85,32 +83,3 @@ def describe(model: nn.Module) -> dict:
     train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     return {"trainable_params": int(train), "frozen_params": int(total - train)}
-
-
-class FinetuneTrainer(Trainer):
-    """The engine's Trainer with per-group learning-rate scales (`lr_scale`) on top of its
-    warmup-cosine schedule; the groups come from `param_groups` before the optimizer is built."""
-
-    def __init__(self, model, dataset, train, optim, run_dir, *, groups: list[dict], **kw):
-        super().__init__(model, dataset, train, optim, run_dir, **kw)
-        self.optimizer = _grouped_optimizer(self.model, groups, optim)
-
-    def _set_lr(self, step: int) -> float:
-        lr = self.optim_cfg.lr * self._lr_factor(step)
-        for g in self.optimizer.param_groups:
-            g["lr"] = lr * g.get("lr_scale", 1.0)
-        return lr
-
-
-def _grouped_optimizer(model: nn.Module, groups: list[dict], cfg) -> torch.optim.Optimizer:
-    """The engine's `build_optimizer` rule (no decay on 1-D tensors), split by lr_scale."""
-    split = []
-    for g in groups:
-        decay = [p for p in g["params"] if p.ndim > 1]
-        no_decay = [p for p in g["params"] if p.ndim <= 1]
-        for ps, wd in ((decay, cfg.weight_decay), (no_decay, 0.0)):
-            if ps:
-                split.append({"params": ps, "weight_decay": wd, "lr_scale": g["lr_scale"]})
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(split, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
-    return torch.optim.AdamW(split, lr=cfg.lr, betas=cfg.betas)
