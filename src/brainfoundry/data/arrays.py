@@ -23,7 +23,7 @@ blosc2.set_nthreads(1)
 
 @dataclass
 class ArrayFormat:
-    codec: str = "LZ4HC"  # a blosc2.Codec name
+    codec: str = "LZ4"  # a blosc2.Codec name; LZ4 writes ~2x faster than LZ4HC for ~6% more bytes
     clevel: int = 5
     filter: str = "SHUFFLE"  # a blosc2.Filter name
     chunk: int = 64  # edge of a chunk (voxels)

@@ -187,11 +187,12 @@ def _fail(root: Path, e: ScanEntry, path: str, problem: str) -> dict:
 
 def _sample_coords(mask: np.ndarray, key: str) -> np.ndarray:
     """Up to N_LOCATIONS voxel coordinates of a mask, drawn reproducibly."""
-    idx = np.argwhere(mask)
-    if len(idx) > N_LOCATIONS:
+    flat = np.flatnonzero(mask)
+    if len(flat) > N_LOCATIONS:
         seed = int.from_bytes(key.encode()[-8:].ljust(8, b"\0"), "little") % (2**32)
-        idx = idx[np.random.default_rng(seed).choice(len(idx), N_LOCATIONS, replace=False)]
-    return idx.astype(np.uint16)
+        pick = np.random.default_rng(seed).choice(len(flat), N_LOCATIONS, replace=False)
+        flat = np.sort(flat[pick])
+    return np.stack(np.unravel_index(flat, mask.shape), axis=1).astype(np.uint16)
 
 
 def prepare(

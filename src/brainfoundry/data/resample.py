@@ -87,7 +87,7 @@ def resample(
     *,
     shape: Sequence[int] | None = None,
     mode: str = "cubic",
-    thick_mode: str = "linear",
+    thick_mode: str = "cubic",
     anisotropy_threshold: float = 3.0,
     clamp: bool = True,
 ) -> np.ndarray:
