@@ -11,3 +11,5 @@ PY=${PYTHON:-python3}
 # the resenc backbone; --no-deps because its timm requirement pulls a torchvision that replaces
 # this torch with a CUDA build (we never import timm: Primus is plain torch in brainfoundry)
 .venv/bin/python -m pip install -q --no-deps "dynamic-network-architectures==0.4.4"
+# test cross-checks call nnU-Net v2's own pretrained-weight loader (same reason for --no-deps)
+.venv/bin/python -m pip install -q --no-deps "nnunetv2==2.8.1"
