@@ -60,6 +60,41 @@ def _read_padded(arr, origin: Sequence[int], size: Sequence[int]) -> np.ndarray:
     return out
 
 
+def read_sample(
+    store: Store,
+    item: Item,
+    ref: str,
+    ref_arr,
+    origin: Sequence[int],
+    size: Sequence[int],
+    with_seg: bool,
+    rng: np.random.Generator,
+) -> dict:
+    """The box `origin + size` of every channel of `item` as a sample (shared convention)."""
+    chans, present = [], []
+    for sid in item.scans:
+        if sid is None:
+            chans.append(np.zeros(size, np.float32))
+            present.append(False)
+        else:
+            a = ref_arr if sid == ref else store.array(sid)
+            chans.append(_read_padded(a, origin, size).astype(np.float32))
+            present.append(True)
+    out = {
+        "image": torch.from_numpy(np.stack(chans)),
+        "present": torch.tensor(present),
+        "meta": {"key": item.key, "origin": torch.tensor(origin), "seed": int(rng.integers(2**62))},
+    }
+    if with_seg:
+        seg = store.label_array(ref)
+        if seg is None:
+            raise ConfigError(f"{store.root}: scan {ref} has no segmentation label")
+        out["label"] = torch.from_numpy(_read_padded(seg, origin, size)[None].astype(np.int64))
+    elif item.label is not None:  # case-level: class or age
+        out["label"] = torch.tensor(item.label, dtype=torch.float32)
+    return out
+
+
 class PatchDataset(Dataset):
     """Random patches from a store.
 
@@ -135,32 +170,9 @@ class PatchDataset(Dataset):
         ref_arr = self.store.array(ref)
         center = self._center(rng, ref, ref_arr.shape)
         origin = [int(c) - r // 2 for c, r in zip(center, self.read_size)]
-        chans, present = [], []
-        for sid in item.scans:
-            if sid is None:
-                chans.append(np.zeros(self.read_size, np.float32))
-                present.append(False)
-            else:
-                a = ref_arr if sid == ref else self.store.array(sid)
-                chans.append(_read_padded(a, origin, self.read_size).astype(np.float32))
-                present.append(True)
-        out = {
-            "image": torch.from_numpy(np.stack(chans)),
-            "present": torch.tensor(present),
-            "meta": {
-                "key": item.key,
-                "origin": torch.tensor(origin),
-                "seed": int(rng.integers(2**62)),
-            },
-        }
-        if self.with_seg:
-            seg = self.store.label_array(ref)
-            if seg is None:
-                raise ConfigError(f"{self.store.root}: scan {ref} has no segmentation label")
-            lab = _read_padded(seg, origin, self.read_size)[None].astype(np.int64)
-            out["label"] = torch.from_numpy(lab)
-        elif item.label is not None:  # case-level: class or age
-            out["label"] = torch.tensor(item.label, dtype=torch.float32)
+        out = read_sample(
+            self.store, item, ref, ref_arr, origin, self.read_size, self.with_seg, rng
+        )
         if self.transform is None and self.n_views == 1:
             return out
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))

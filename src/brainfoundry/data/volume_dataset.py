@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError
-from .dataset import Item, _label, _read_padded
+from .dataset import Item, _label, read_sample
 from .store import Store
 
 
@@ -101,32 +101,7 @@ class VolumeDataset(Dataset):
         ref = next(s for s in item.scans if s is not None)
         ref_arr = self.store.array(ref)
         origin = self.origin(ref_arr.shape)
-        chans, present = [], []
-        for sid in item.scans:
-            if sid is None:
-                chans.append(np.zeros(self.shape, np.float32))
-                present.append(False)
-            else:
-                a = ref_arr if sid == ref else self.store.array(sid)
-                chans.append(_read_padded(a, origin, self.shape).astype(np.float32))
-                present.append(True)
-        out = {
-            "image": torch.from_numpy(np.stack(chans)),
-            "present": torch.tensor(present),
-            "meta": {
-                "key": item.key,
-                "origin": torch.tensor(origin),
-                "seed": int(rng.integers(2**62)),
-            },
-        }
-        if self.with_seg:
-            seg = self.store.label_array(ref)
-            if seg is None:
-                raise ConfigError(f"{self.store.root}: scan {ref} has no segmentation label")
-            lab = _read_padded(seg, origin, self.shape)[None].astype(np.int64)
-            out["label"] = torch.from_numpy(lab)
-        elif item.label is not None:
-            out["label"] = torch.tensor(item.label, dtype=torch.float32)
+        out = read_sample(self.store, item, ref, ref_arr, origin, self.shape, self.with_seg, rng)
         if self.transform is None:
             return out
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
