@@ -112,3 +112,19 @@ def test_schedule_and_config_errors(tmp_path):
     assert warmup_cosine(100, 100, 10, 0.1) == pytest.approx(0.1)
     with pytest.raises(ConfigError, match="samples per epoch"):
         Trainer(Denoise(), Volumes(n=3), TrainConfig(batch_size=4), OptimConfig(), tmp_path)
+
+
+def test_param_groups_scale_the_learning_rate(tmp_path):
+    torch.manual_seed(0)
+    model = Denoise()
+    bias0 = model.conv.bias.detach().clone()
+    weight0 = model.conv.weight.detach().clone()
+    groups = [{"params": [model.conv.weight], "lr_scale": 1.0},
+              {"params": [model.conv.bias], "lr_scale": 0.0}]  # fmt: skip
+    train = TrainConfig(steps=3, batch_size=2, progress=False, checkpoint_every=3)
+    t = Trainer(model, Volumes(), train, OptimConfig(lr=0.05, weight_decay=0.0), tmp_path,
+                param_groups=groups)  # fmt: skip
+    t.fit()
+    assert torch.equal(model.conv.bias, bias0), "lr_scale 0 leaves the group untouched"
+    assert not torch.equal(model.conv.weight, weight0)
+    assert {g["lr_scale"] for g in t.optimizer.param_groups} == {0.0, 1.0}

@@ -95,6 +95,17 @@ def read_sample(
     return out
 
 
+_AUGMENTED = ("image", "present", "label")
+
+
+def augment_sample(sample: dict, transform: Callable | None, gen: torch.Generator) -> dict:
+    """Apply a batched augmentation to one sample (as a batch of one); meta passes through."""
+    if transform is None:
+        return dict(sample)
+    batch = transform({k: v[None] for k, v in sample.items() if k in _AUGMENTED}, gen)
+    return {**sample, **{k: v[0] for k, v in batch.items() if k in _AUGMENTED}}
+
+
 class PatchDataset(Dataset):
     """Random patches from a store.
 
@@ -176,20 +187,10 @@ class PatchDataset(Dataset):
         if self.transform is None and self.n_views == 1:
             return out
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        views = [self._augment(out, gen) for _ in range(self.n_views)]
+        views = [augment_sample(out, self.transform, gen) for _ in range(self.n_views)]
         if self.n_views == 1:
             return views[0]
         first = dict(views[0])
         first["views"] = torch.stack([v["image"] for v in views])
         first["views_present"] = torch.stack([v["present"] for v in views])
         return first
-
-    def _augment(self, sample: dict, gen: torch.Generator) -> dict:
-        if self.transform is None:
-            return dict(sample)
-        batch = {k: v[None] for k, v in sample.items() if k in ("image", "present", "label")}
-        batch = self.transform(batch, gen)
-        return {
-            **sample,
-            **{k: v[0] for k, v in batch.items() if k in ("image", "present", "label")},
-        }

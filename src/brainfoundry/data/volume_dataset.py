@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError
-from .dataset import Item, _label, read_sample
+from .dataset import Item, _label, augment_sample, read_sample
 from .store import Store
 
 
@@ -105,7 +105,4 @@ class VolumeDataset(Dataset):
         if self.transform is None:
             return out
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        keys = ("image", "present", "label")
-        batch = {k: v[None] for k, v in out.items() if k in keys}
-        batch = self.transform(batch, gen)
-        return {**out, **{k: v[0] for k, v in batch.items() if k in keys}}
+        return augment_sample(out, self.transform, gen)
