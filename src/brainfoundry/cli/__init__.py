@@ -45,7 +45,7 @@ def _register() -> None:
 
 
 # modules under cli/ that register commands on `app` when imported (they import only typer)
-_COMMAND_MODULES: list[str] = ["prepare", "pretrain", "synth", "models", "finetune"]
+_COMMAND_MODULES: list[str] = ["prepare", "pretrain", "synth", "models", "finetune", "bench"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,12 +29,16 @@ def seed_dirs(out: Path) -> list[Path]:
     return dirs
 
 
-def evaluate(out: str | Path, data: str | Path, *, n_boot: int = 2000, log=print) -> dict:
+def evaluate(
+    out: str | Path, data: str | Path, *, n_boot: int = 2000, log=print, store_dir=None
+) -> dict:
+    """Score every seed of OUT on `data`; `store_dir` (default OUT/test_store) may be shared
+    by runs with the same preprocessing recipe."""
     out = Path(out)
     dirs = seed_dirs(out)
     card = ModelCard.load(dirs[0] / "card.json")
     store = prepare_task_data(
-        data, out / "test_store", preprocess_config(card.spacing, card.normalization)
+        data, store_dir or out / "test_store", preprocess_config(card.spacing, card.normalization)
     )
     per_seed = {}
     for d in dirs:

@@ -82,8 +82,12 @@ def load_finetune_config(preset, config, overrides: list[str]) -> FinetuneConfig
     return cfg
 
 
-def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, log=print) -> dict:
-    """Fine-tune every seed; returns {seed: best validation metrics}."""
+def finetune(
+    cfg: FinetuneConfig, data: str | Path, out: str | Path, log=print, store_dir=None
+) -> dict:
+    """Fine-tune every seed; returns {seed: best validation metrics}.
+
+    `store_dir` (default OUT/store) lets runs with one recipe share a prepared store."""
     if not cfg.task:
         raise ConfigError("no task: pass --task NAME or a spec .yaml")
     spec = get_task(cfg.task)
@@ -94,7 +98,7 @@ def finetune(cfg: FinetuneConfig, data: str | Path, out: str | Path, log=print) 
         init_card = ModelCard.load(Path(cfg.init) / "card.json")
     spacing = (init_card.spacing if init_card and init_card.spacing else None) or cfg.data.spacing
     norm = init_card.normalization if init_card else None
-    store = prepare_task_data(data, out / "store", preprocess_config(spacing, norm))
+    store = prepare_task_data(data, store_dir or out / "store", preprocess_config(spacing, norm))
     cases = case_table(store, spec)
     log(f"{spec.name}: {len(cases)} labelled fine-tuning cases at {list(spacing)} mm")
     results = {}
@@ -159,8 +163,17 @@ def finetune_seed(cfg, spec, store, cases, seed_dir: Path, seed: int, log=print)
         y = cases.set_index("key").loc[splits["train"], "label"].astype(float)
         head_kw = {"y_mean": float(y.mean()), "y_std": float(y.std(ddof=0)) or 1.0}
     model = create_task_model(spec.type, backbone, **head_kw)
-    groups = param_groups(model, cfg.strategy)
     dataset, size = _dataset(cfg, spec, store, splits["train"], seed)
+    probe = None
+    if spec.type != "segmentation" and cfg.strategy.head_init == "probe":
+        from ..data.volume_dataset import VolumeDataset
+        from .probe import probe_init
+
+        plain = VolumeDataset(store, spec.channels, size, keys=splits["train"])
+        y = cases.set_index("key").loc[[it.key for it in plain.items], "label"].astype(float)
+        probe = probe_init(model, plain, y.to_numpy(), spec.type)
+        log(f"seed {seed}: linear-probe head {probe}")
+    groups = param_groups(model, cfg.strategy)
     card = ModelCard.for_model(
         backbone,
         modalities=spec.channels,
@@ -175,7 +188,7 @@ def finetune_seed(cfg, spec, store, cases, seed_dir: Path, seed: int, log=print)
     )
     card.extra.update(
         task=spec.to_dict(), head=head_kw, init=cfg.init, strategy=dataclasses.asdict(cfg.strategy),
-        load_report=report_dict(report), seed=int(seed), input_size=list(size),
+        load_report=report_dict(report), seed=int(seed), input_size=list(size), probe=probe,
         **describe(model),
     )  # fmt: skip
     state_path = seed_dir / "val_metrics.json"
@@ -195,6 +208,8 @@ def finetune_seed(cfg, spec, store, cases, seed_dir: Path, seed: int, log=print)
             state_path.write_text(json.dumps(best, indent=2))
         log(f"seed {seed} step {step}: val {vals} (best at step {best['step']})")
 
+    if best is None and probe is not None:
+        on_checkpoint(model, 0, None)  # the probe alone competes for "best" too
     trainer = Trainer(
         model,
         dataset,

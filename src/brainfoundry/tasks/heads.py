@@ -1,8 +1,12 @@
 """Task models: a backbone plus a small head, each `forward(batch) -> (loss, logs)` for the
 Trainer and `predict(image, present) -> outputs` for validation and evaluation.
 
-- classification: mean-pooled deepest features (+ the `present` mask, so the head knows which
-  sequences were missing) → linear → one logit; binary cross-entropy.
+- classification: every encoder stage mean- and max-pooled (+ the `present` mask, so the head
+  knows which sequences were missing) → linear → one logit; binary cross-entropy. Mean pooling
+  of the deepest map alone carries almost nothing: the backbones instance-normalise every
+  feature map, so its spatial mean is nearly the same for every scan (measured: such a brain-age
+  head predicted one constant age); the max keeps where a feature fires strongly (a small
+  lesion), the shallow stages keep tissue-level statistics (CSF fraction, contrast).
 - regression: the same pooling → (mean, log-variance) of a Gaussian, trained with its negative
   log-likelihood (mean-variance estimation, Nix & Weigend 1994) on standardised targets.
 - segmentation: the backbone's encoder + decoder → per-voxel logits; cross-entropy + soft Dice.
@@ -36,19 +40,22 @@ def soft_dice_loss(probs: torch.Tensor, onehot: torch.Tensor, smooth: float = 1e
 
 
 class _Pooled(nn.Module):
-    """Backbone + global average pool of the deepest feature map + linear head."""
+    """Backbone + global mean and max pool of every encoder stage + linear head."""
 
     def __init__(self, backbone: nn.Module, n_out: int):
         super().__init__()
         self.backbone = backbone
-        n_in = backbone.embed_dim + backbone.in_channels
+        n_in = 2 * sum(backbone.feature_channels or [backbone.embed_dim]) + backbone.in_channels
         self.head = nn.Linear(n_in, n_out)
         nn.init.zeros_(self.head.bias)
         nn.init.normal_(self.head.weight, std=0.01)
 
     def features(self, image: torch.Tensor, present: torch.Tensor | None) -> torch.Tensor:
-        deep = self.backbone.encode(image)[-1]
-        pooled = deep.mean(dim=tuple(range(2, deep.ndim)))
+        parts = []
+        for f in self.backbone.encode(image):
+            flat = f.flatten(2)
+            parts += [flat.mean(dim=2), flat.amax(dim=2)]
+        pooled = torch.cat(parts, dim=1)
         if present is None:
             present = torch.ones(image.shape[:2], dtype=torch.bool, device=image.device)
         return torch.cat([pooled, present.to(pooled.dtype)], dim=1)

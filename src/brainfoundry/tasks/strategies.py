@@ -4,6 +4,8 @@
 - linear: the encoder is frozen (requires_grad False, so not even weight decay moves it); the
   head (and, for segmentation, the decoder) trains — a linear probe of the features.
 - partial: the first `freeze_layers` encoder layers (stem = layer 0) are frozen.
+- head_init "probe" (default): classification/regression heads start as a closed-form linear
+  probe of the initial features (tasks/probe.py), whatever the strategy.
 - llrd: layer-wise learning-rate decay (BEiT / ELECTRA): encoder layer i of L trains at
   lr · decay^(L - i), so early, generic layers move least; head and decoder at lr.
 """
@@ -31,6 +33,9 @@ class StrategyConfig:
     name: Literal["full", "linear", "partial", "llrd"] = "full"
     freeze_layers: int = 1  # partial: encoder layers frozen from the input side
     layer_decay: float = 0.75  # llrd: per-layer learning-rate factor
+    # case-level heads: "probe" fits the head in closed form on frozen features first (LP-FT,
+    # tasks/probe.py); "random" starts from a random head
+    head_init: Literal["probe", "random"] = "probe"
 
 
 def encoder_layer(name: str) -> int | None:

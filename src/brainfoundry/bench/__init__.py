@@ -1,0 +1,1 @@
+"""Benchmark suites: declared pretrain × fine-tune matrices, their runner and analysis."""

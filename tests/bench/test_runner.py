@@ -1,0 +1,115 @@
+"""The suite runner end to end on a tiny generated suite (6 mm, a few cases, a few steps):
+every stage runs for real (synth, prepare, pretrain, finetune, evaluate, analysis), finished
+cells are skipped on a rerun, a lost cell is redone, and another suite in the same folder is
+refused."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from brainfoundry.bench.runner import run_suite
+from brainfoundry.bench.suite import load_suite
+from brainfoundry.cli import main
+from brainfoundry.errors import ConfigError
+
+TINY = [
+    "name=tiny",
+    "data.synth.resolution=6",
+    "data.synth.pretrain_subjects=4",
+    "data.synth.finetune_cases=8",
+    "data.synth.test_cases=6",
+    "data.spacing=[6,6,6]",
+    "objectives=[scratch,mae]",
+    "backbones=[resenc:tiny]",
+    "shots=[4]",
+    "seeds=[0]",
+    "pretrain.preset=cpu-tiny",
+    "pretrain.steps=2",
+    "pretrain.overrides=[train.num_workers=0]",
+    "finetune.preset=cpu-tiny",
+    "finetune.steps=2",
+    "finetune.overrides=[train.checkpoint_every=2]",
+    "n_boot=50",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "tiny"
+    suite = load_suite("demo", TINY)
+    lines: list[str] = []
+    tables = run_suite(suite, out, log=lines.append, progress=False)
+    return suite, out, tables, lines
+
+
+@pytest.mark.slow
+def test_every_stage_writes_its_artefacts(tiny_run):
+    suite, out, tables, lines = tiny_run
+    assert (out / "suite.yaml").is_file()
+    assert (out / "pretrain/resenc-tiny/mae/model.safetensors").is_file()
+    for cell in suite.cells():
+        rec = json.loads((out / cell.path / "done.json").read_text())
+        assert rec["n_test"] == 6 and rec["metrics"]
+        assert (out / cell.path / f"seed_{cell.seed}" / "predictions.csv").is_file()
+    res = pd.read_csv(out / "results.csv")
+    assert set(res["objective"]) == {"scratch", "mae"}
+    assert set(res["task"]) == {"infarct", "meningioma", "brainage"}
+    assert {"auroc", "dice", "nsd", "mae", "pearson_r"} <= set(res["metric"])
+    pairs = pd.read_csv(out / "paired.csv")
+    # one pretrained objective x 3 tasks, FOMO metrics: auroc; dice, nsd; mae, pearson_r
+    assert len(pairs) == 5 and set(pairs["objective"]) == {"mae"}
+    assert (pairs["gain_lo"] <= pairs["gain_hi"]).all()
+    mae_row = pairs[pairs["metric"] == "mae"].iloc[0]
+    assert mae_row["gain"] == pytest.approx(-mae_row["diff"])  # lower MAE is a gain
+    ranks = pd.read_csv(out / "ranking.csv")
+    assert set(ranks["objective"]) == {"scratch", "mae"} and set(ranks["shots"]) == {"4", "all"}
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64" in html and "Primary metric" in html
+    assert any(line.startswith("[pretrain]") for line in lines)
+    assert set(tables) >= {"results", "paired", "ranking", "primary", "verdict"}
+
+
+@pytest.mark.slow
+def test_rerun_skips_finished_cells_and_redoes_a_lost_one(tiny_run):
+    suite, out, _, _ = tiny_run
+    cells = suite.cells()
+    stamps = {c: (out / c.path / "done.json").stat().st_mtime_ns for c in cells}
+    lost = cells[0]
+    (out / lost.path / "done.json").unlink()
+    run_suite(suite, out, log=lambda *_: None, progress=False)
+    for c in cells:
+        now = (out / c.path / "done.json").stat().st_mtime_ns
+        assert (now != stamps[c]) if c == lost else (now == stamps[c])
+
+
+@pytest.mark.slow
+def test_another_suite_in_the_same_folder_is_refused(tiny_run):
+    suite, out, _, _ = tiny_run
+    other = load_suite("demo", [*TINY, "shots=[3]"])
+    with pytest.raises(ConfigError, match="another suite"):
+        run_suite(other, out, log=lambda *_: None, progress=False)
+
+
+@pytest.mark.slow
+def test_cli_report_only_rebuilds_tables(tiny_run, capsys):
+    _, out, _, _ = tiny_run
+    (out / "results.md").unlink()
+    rc = main(["bench", "--suite", "demo", "-o", str(out), "--report-only", *TINY])
+    assert rc == 0
+    assert (out / "results.md").is_file()
+    assert "Test-set results" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_demo_cli_prints_the_summary_and_the_layout(tmp_path, capsys):
+    out = tmp_path / "demo"
+    rc = main(["demo", "-o", str(out), *TINY, "tasks=[brainage]"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "Test-set results" in text and "brainage" in text
+    assert "report.html" in text and "cells/" in text  # the documented output folder
+    res = pd.read_csv(out / "results.csv")
+    assert set(res["task"]) == {"brainage"} and set(res["objective"]) == {"scratch", "mae"}
