@@ -71,3 +71,10 @@ def test_unknown_suite_name_lists_the_builtins(tmp_path):
 def test_own_data_requires_paths():
     with pytest.raises(ConfigError, match="data.pretrain"):
         load_suite("demo", ["data.synth=null"])
+
+
+def test_per_key_overrides_must_name_known_tasks():
+    s = load_suite("demo", ["finetune.per_key={brainage: [train.steps=7]}"])
+    assert s.finetune.per_key == {"brainage": ["train.steps=7"]}
+    with pytest.raises(ConfigError, match="per_key"):
+        load_suite("demo", ["finetune.per_key={age: [train.steps=7]}"])

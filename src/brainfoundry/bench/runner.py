@@ -125,7 +125,8 @@ def pretrain_run(suite: Suite, store: Path, backbone: str, objective: str, out: 
            f"model.preset={size}", "train.progress=false"]  # fmt: skip
     if st.steps is not None:
         ovr.append(f"train.steps={st.steps}")
-    cfg = load_pretrain_config(st.preset, None, ovr + list(st.overrides))
+    extra = list(st.overrides) + list(st.per_key.get(objective, []))
+    cfg = load_pretrain_config(st.preset, None, ovr + extra)
     t0 = time.perf_counter()
     with _quiet():
         res = pretrain(cfg, run, resume=True)
@@ -157,7 +158,8 @@ def run_cell(suite: Suite, cell: Cell, init: str, task_dir: Path, out: Path) -> 
            "train.progress=false"]  # fmt: skip
     if st.steps is not None:
         ovr.append(f"train.steps={st.steps}")
-    cfg = load_finetune_config(st.preset, None, ovr + list(st.overrides))
+    extra = list(st.overrides) + list(st.per_key.get(cell.task, []))
+    cfg = load_finetune_config(st.preset, None, ovr + extra)
     stores = out / "store" / cell.task
     t0 = time.perf_counter()
     with _quiet():

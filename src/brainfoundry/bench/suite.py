@@ -45,11 +45,13 @@ class SuiteData:
 
 @dataclass
 class Stage:
-    """A `pretrain` or `finetune` preset, its step budget and any `a.b=c` overrides."""
+    """A `pretrain` or `finetune` preset, its step budget and any `a.b=c` overrides; `per_key`
+    adds overrides for one objective (pretrain) or one task (finetune)."""
 
     preset: str = "cpu-small"
     steps: int | None = None
     overrides: list[str] = field(default_factory=list)
+    per_key: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -78,6 +80,10 @@ class Suite:
                 raise ConfigError(
                     f"{where}: backbone {b!r} must read family:size, e.g. resenc:mini"
                 )
+        for stage, known in ((self.pretrain, OBJECTIVES), (self.finetune, self.tasks)):
+            odd = sorted(set(stage.per_key) - set(known))
+            if odd:
+                raise ConfigError(f"{where}: per_key names {odd}, not among {list(known)}")
         if not self.tasks or not self.shots or not self.seeds:
             raise ConfigError(f"{where}: tasks, shots and seeds must each list at least one value")
         if self.data.synth is not None and set(self.tasks) - set(TASKS):
