@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from .. import __version__
 from ..config import load_config, save_config
@@ -49,6 +50,9 @@ class FinetuneData:
 class FinetuneModel:
     backbone: str = "resenc"  # scratch only; a pretrained init brings its own
     preset: str = "tiny"
+    # "shared": each sequence through one one-channel encoder, as pretrained (models/channelwise);
+    # "stem": one encoder whose first convolution mixes the sequences
+    channels: Literal["stem", "shared"] = "shared"
 
 
 @dataclass
@@ -154,7 +158,7 @@ def finetune_seed(cfg, spec, store, cases, seed_dir: Path, seed: int, log=print)
     run_cfg = dataclasses.replace(cfg, train=train_cfg, seeds=[int(seed)])
     save_config(run_cfg, seed_dir / "config.yaml")
     backbone, init_card, report = build_backbone(
-        cfg.init, spec, cfg.model.backbone, cfg.model.preset, seed
+        cfg.init, spec, cfg.model.backbone, cfg.model.preset, seed, cfg.model.channels
     )
     if report is not None:
         log(f"seed {seed}: init from {cfg.init}: {report}")
@@ -189,6 +193,7 @@ def finetune_seed(cfg, spec, store, cases, seed_dir: Path, seed: int, log=print)
     card.extra.update(
         task=spec.to_dict(), head=head_kw, init=cfg.init, strategy=dataclasses.asdict(cfg.strategy),
         load_report=report_dict(report), seed=int(seed), input_size=list(size), probe=probe,
+        channels=cfg.model.channels,
         **describe(model),
     )  # fmt: skip
     state_path = seed_dir / "val_metrics.json"

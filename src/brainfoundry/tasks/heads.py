@@ -45,16 +45,24 @@ class _Pooled(nn.Module):
     def __init__(self, backbone: nn.Module, n_out: int):
         super().__init__()
         self.backbone = backbone
-        n_in = 2 * sum(backbone.feature_channels or [backbone.embed_dim]) + backbone.in_channels
+        per = 2 * sum(backbone.feature_channels or [backbone.embed_dim])
+        n_ch = backbone.in_channels
+        self.channelwise = hasattr(backbone, "encode_channels")  # sequences kept apart
+        n_in = (n_ch * per if self.channelwise else per) + n_ch
         self.head = nn.Linear(n_in, n_out)
         nn.init.zeros_(self.head.bias)
         nn.init.normal_(self.head.weight, std=0.01)
 
     def features(self, image: torch.Tensor, present: torch.Tensor | None) -> torch.Tensor:
         parts = []
-        for f in self.backbone.encode(image):
-            flat = f.flatten(2)
-            parts += [flat.mean(dim=2), flat.amax(dim=2)]
+        if self.channelwise:
+            for f in self.backbone.encode_channels(image):  # [B, C, F, *S]
+                flat = f.flatten(3)
+                parts += [flat.mean(dim=3).flatten(1), flat.amax(dim=3).flatten(1)]
+        else:
+            for f in self.backbone.encode(image):
+                flat = f.flatten(2)
+                parts += [flat.mean(dim=2), flat.amax(dim=2)]
         pooled = torch.cat(parts, dim=1)
         if present is None:
             present = torch.ones(image.shape[:2], dtype=torch.bool, device=image.device)

@@ -26,23 +26,39 @@ def decoder_channels(spec: TaskSpec) -> int | None:
 
 
 def build_backbone(
-    init: str, spec: TaskSpec, backbone: str, preset: str, seed: int
+    init: str, spec: TaskSpec, backbone: str, preset: str, seed: int, channels: str = "stem"
 ) -> tuple[nn.Module, ModelCard | None, LoadReport | None]:
-    """(backbone, the init card or None, LoadReport or None) with task channels and outputs."""
+    """(backbone, the init card or None, LoadReport or None) with task channels and outputs.
+
+    channels "stem": one network whose first convolution sees every sequence (pretrained
+    one-channel weights copied to each); "shared": every sequence through the same one-channel
+    network (`models.channelwise`), as it was pretrained."""
+    if channels not in ("stem", "shared"):
+        raise ConfigError(f"model.channels {channels!r}: use stem or shared")
     torch.manual_seed(seed)  # initialisation of whatever is not loaded
-    n_in = len(spec.channels)
+    n_task = len(spec.channels)
+    n_in = 1 if channels == "shared" else n_task
     if init == "scratch":
         out = decoder_channels(spec) or 1
-        return (
-            create_backbone(backbone, in_channels=n_in, out_channels=out, preset=preset),
-            None,
-            None,
-        )
+        model = create_backbone(backbone, in_channels=n_in, out_channels=out, preset=preset)
+        return _wrap(model, channels, n_task), None, None
     run = Path(init)
     if not (run / CARD).is_file():
         raise ConfigError(f"--init {init}: not a run folder with card.json (or use 'scratch')")
+    card = ModelCard.load(run / CARD)
+    if channels == "shared" and card.in_channels != 1:
+        raise ConfigError(
+            f"--init {init}: model.channels=shared needs a one-channel pretrained model "
+            f"(this one has {card.in_channels}); use model.channels=stem"
+        )
     model, card, report = load_model(run, in_channels=n_in, out_channels=decoder_channels(spec))
-    return model, card, report
+    return _wrap(model, channels, n_task), card, report
+
+
+def _wrap(model: nn.Module, channels: str, n_task: int) -> nn.Module:
+    from ..models.channelwise import Channelwise
+
+    return Channelwise(model, n_task) if channels == "shared" else model
 
 
 def report_dict(report: LoadReport | None) -> dict | None:
@@ -68,6 +84,8 @@ def load_task_model(seed_dir: str | Path) -> tuple[nn.Module, ModelCard, TaskSpe
         raise ConfigError(f"{seed_dir}: not a fine-tuned task model (card has no task)")
     spec = TaskSpec.from_dict(card.extra["task"], str(seed_dir / CARD))
     backbone = build_from_card(card)
+    if card.extra.get("channels") == "shared":
+        backbone = _wrap(backbone, "shared", card.in_channels)
     model = create_task_model(spec.type, backbone, **card.extra.get("head", {}))
     tensors, aliases = read_weights(seed_dir / WEIGHTS)
     for alias, canon in aliases.items():

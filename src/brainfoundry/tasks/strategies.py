@@ -40,7 +40,9 @@ class StrategyConfig:
 
 def encoder_layer(name: str) -> int | None:
     """Encoder depth of a backbone parameter (0 = input side), or None outside the encoder.
-    A transformer's final norm (`eva.norm`) counts as one layer past the last block."""
+    A transformer's final norm (`eva.norm`) counts as one layer past the last block; the
+    `shared.` prefix of a `Channelwise` backbone is looked through."""
+    name = name.removeprefix("shared.")
     for pattern, idx in _LAYER_RULES:
         m = pattern.match(name)
         if m:
