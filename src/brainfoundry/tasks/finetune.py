@@ -215,16 +215,17 @@ def finetune_seed(cfg, spec, store, cases, seed_dir: Path, seed: int, log=print)
 
     if best is None and probe is not None:
         on_checkpoint(model, 0, None)  # the probe alone competes for "best" too
-    trainer = Trainer(
-        model,
-        dataset,
-        train_cfg,
-        cfg.optim,
-        seed_dir,
-        on_checkpoint=on_checkpoint,
-        param_groups=groups,
-    )
-    trainer.fit(resume=True)
+    if cfg.train.steps > 0:
+        trainer = Trainer(
+            model, dataset, train_cfg, cfg.optim, seed_dir,
+            on_checkpoint=on_checkpoint, param_groups=groups,
+        )  # fmt: skip
+        trainer.fit(resume=True)
+    elif probe is None:
+        raise ConfigError(
+            "train.steps=0 (a pure linear probe) needs a classification or regression task "
+            "with strategy.head_init=probe"
+        )
     if spec.type == "regression":
         cal = calibrate_regression(seed_dir, store, splits["val"], size)
         log(f"seed {seed}: 95% interval scale {cal['scale']:.3f} from {cal['n']} held-out cases")
