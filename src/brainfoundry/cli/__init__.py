@@ -45,7 +45,15 @@ def _register() -> None:
 
 
 # modules under cli/ that register commands on `app` when imported (they import only typer)
-_COMMAND_MODULES: list[str] = ["prepare", "pretrain", "synth", "models", "finetune", "bench"]
+_COMMAND_MODULES: list[str] = [
+    "prepare",
+    "pretrain",
+    "synth",
+    "models",
+    "finetune",
+    "bench",
+    "predict",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,11 +47,17 @@ def sliding_window(
     batch_size: int = 2,
     sigma_scale: float = 0.125,
     gaussian: bool = True,
+    mirror: bool = False,
+    skip_empty: bool = False,
 ) -> torch.Tensor:
     """`predict([B, C, *patch]) -> [B, K, *patch]` over the whole `image` [C, D, H, W].
 
     Returns [K, D, H, W] (float32, on the image's device): the weighted mean of every tile's
     output at each voxel. A volume smaller than the patch is zero-padded and cropped back.
+    mirror: test-time augmentation, the mean over all 8 axis flips (8x the cost).
+    skip_empty: tiles whose input is exactly zero (background after z-scoring and padding) are
+    not run; voxels no run tile covers get channel 0 = 1 (background), others 0. A speed
+    mode whose accuracy cost benchmarks/results/inference.md measures.
     """
     if image.ndim != 4:
         raise ValueError(f"sliding_window: expected image [C, D, H, W], got {tuple(image.shape)}")
@@ -73,12 +79,19 @@ def sliding_window(
     starts = list(itertools.product(*(tile_starts(s, p, overlap) for s, p in zip(padded, patch))))
     out: torch.Tensor | None = None
     norm = torch.zeros(padded, device=image.device)
+    if skip_empty:
+        starts = [
+            (a, b, c)
+            for a, b, c in starts
+            if bool(image[:, a : a + patch[0], b : b + patch[1], c : c + patch[2]].any())
+        ]
+    run = _mirrored(predict) if mirror else predict
     for i in range(0, len(starts), batch_size):
         chunk = starts[i : i + batch_size]
         tiles = torch.stack(
             [image[:, a : a + patch[0], b : b + patch[1], c : c + patch[2]] for a, b, c in chunk]
         )
-        pred = predict(tiles).float()
+        pred = run(tiles).float()
         if out is None:
             out = torch.zeros((pred.shape[1], *padded), device=image.device)
         for (a, b, c), p in zip(chunk, pred):
@@ -89,7 +102,31 @@ def sliding_window(
             else:
                 out[(slice(None), *sl)] += p * w
                 norm[sl] += w
-    assert out is not None
-    out = out / norm
+    if out is None:  # every tile skipped: all background
+        k = int(predict(image[None, :, : patch[0], : patch[1], : patch[2]]).shape[1])
+        out = torch.zeros((k, *padded), device=image.device)
+    empty = norm == 0
+    out = out / norm.clamp_min(1e-12)
+    if empty.any():
+        out[:, empty] = 0.0
+        out[0, empty] = 1.0
     crop = tuple(slice(lo_, lo_ + s) for lo_, s in zip(lo, size))
     return out[(slice(None), *crop)]
+
+
+FLIPS = [dims for r in range(4) for dims in itertools.combinations((2, 3, 4), r)]
+
+
+def _mirrored(predict: Callable[[torch.Tensor], torch.Tensor]):
+    """`predict` averaged over the 8 flips of the three spatial axes (nnU-Net's mirroring)."""
+
+    def run(tiles: torch.Tensor) -> torch.Tensor:
+        acc = None
+        for dims in FLIPS:
+            x = torch.flip(tiles, dims) if dims else tiles
+            y = predict(x).float()
+            y = torch.flip(y, dims) if dims else y
+            acc = y if acc is None else acc + y
+        return acc / len(FLIPS)
+
+    return run

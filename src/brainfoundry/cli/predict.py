@@ -1,0 +1,79 @@
+"""`brainfoundry predict`: a fine-tuned model on new scans, with the FOMO25 container flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from . import app
+
+_SEQ = "NIfTI file or DICOM series folder"
+
+
+@app.command()
+def predict(
+    model: Path = typer.Option(..., "--model", "-m", help="A finetune output or one seed_*/."),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="Output file (.txt / .nii.gz), or a folder with --batch."
+    ),
+    flair: Path = typer.Option(None, "--flair", help=_SEQ),
+    adc: Path = typer.Option(None, "--adc", help=_SEQ),
+    dwi_b1000: Path = typer.Option(None, "--dwi_b1000", help=_SEQ),
+    t2s: Path = typer.Option(None, "--t2s", help=_SEQ),
+    swi: Path = typer.Option(None, "--swi", help=_SEQ),
+    t1: Path = typer.Option(None, "--t1", help=_SEQ),
+    t2: Path = typer.Option(None, "--t2", help=_SEQ),
+    session: Path = typer.Option(
+        None, "--session", help="One session folder: <sequence>.nii.gz files / DICOM folders."
+    ),
+    batch: Path = typer.Option(
+        None, "--batch", help="Many sessions: a folder in any known layout, or a CSV."
+    ),
+    overlap: float = typer.Option(0.5, help="Sliding-window overlap (segmentation)."),
+    mirror: bool = typer.Option(False, "--mirror", help="Mirroring TTA (8x the time)."),
+    brain_only: bool = typer.Option(
+        False, "--brain-only", help="Skip background tiles (faster; see inference.md)."
+    ),
+    device: str = typer.Option(None, help="cpu, cuda, cuda:1 … (default: cuda if present)."),
+    qc: bool = typer.Option(True, "--qc/--no-qc", help="Write the QC PNG beside each output."),
+) -> None:
+    """Predict one session (FOMO25 flags or --session) or many (--batch) with a model folder.
+
+    Writes OUTPUT.txt (probability or value) or OUTPUT.nii.gz ({0,1} mask on the input's grid),
+    plus OUTPUT.json (uncertainty) and OUTPUT.png (QC)."""
+    from ..errors import ConfigError
+    from ..inference.predict import FOMO_FLAGS, Predictor, batch_sessions, session_inputs
+    from ..inference.predict import write_outputs as write
+
+    flags = dict(zip(FOMO_FLAGS, (flair, adc, dwi_b1000, t2s, swi, t1, t2)))
+    given = {k: v for k, v in flags.items() if v is not None}
+    modes = sum([bool(given), session is not None, batch is not None])
+    if modes != 1:
+        raise ConfigError("give the sequences (--flair …), or --session DIR, or --batch DIR|CSV")
+    kw = {"overlap": overlap, "mirror": mirror, "skip_empty": brain_only}
+    predictor = Predictor(model, device)
+    if batch is None:
+        inputs = given or session_inputs(session)
+        main = write(predictor.predict(inputs, **kw), output, qc=qc)
+        typer.echo(f"wrote {main}")
+        return
+    from tqdm import tqdm
+
+    from ..errors import BrainFoundryError
+
+    sessions = batch_sessions(batch)
+    ext = ".nii.gz" if predictor.spec.type == "segmentation" else ".txt"
+    failed = 0
+    for name, inputs in tqdm(sessions, desc="predict", unit="case"):
+        target = output / f"{name}{ext}"
+        if target.exists():
+            continue  # resumable: finished cases are kept
+        try:
+            write(predictor.predict(inputs, **kw), target, qc=qc)
+        except BrainFoundryError as e:
+            failed += 1
+            tqdm.write(f"error: {e}")
+    typer.echo(f"predicted {len(sessions) - failed} of {len(sessions)} sessions -> {output}")
+    if failed:
+        raise typer.Exit(1)

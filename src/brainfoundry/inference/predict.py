@@ -1,0 +1,269 @@
+"""Predict one session of new scans with a fine-tuned model folder, as FOMO25 asks.
+
+The model folder is self-contained: a `finetune` output (every `seed_*/` is loaded and their
+outputs averaged, an ensemble) or one seed folder. Each card names the sequences in channel
+order, the spacing and the normalisation; the scans get exactly the preprocessing of training
+(`data.preprocess.preprocess_group`), and a mask is mapped back onto the input's own grid.
+
+Outputs, all written atomically (a temporary name, then a rename: never a partial file):
+- classification: OUTPUT.txt with P(positive); regression: OUTPUT.txt with the value (repr,
+  full precision); segmentation: OUTPUT.nii.gz, {0,1} uint8, the input's shape and affine;
+- OUTPUT.json beside it: the uncertainty (calibrated 95% interval, probability, spread over
+  the ensemble, lesion volume) and provenance; OUTPUT.png: a QC montage.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..io.atomic import atomic_write_text
+from ..io.modalities import canonical_modality
+from ..io.volume import Volume, read_volume
+
+FOMO_FLAGS = ("flair", "adc", "dwi_b1000", "t2s", "swi", "t1", "t2")
+
+
+@dataclass
+class Member:
+    model: torch.nn.Module
+    card: object
+    spec: object
+    path: Path
+
+
+class Predictor:
+    """A loaded model folder (one or several seeds) that predicts sessions."""
+
+    def __init__(self, model_dir: str | Path, device: str | None = None):
+        from ..tasks.model_io import load_task_model
+
+        root = Path(model_dir)
+        if (root / "card.json").is_file():
+            dirs = [root]
+        else:
+            dirs = sorted(p.parent for p in root.glob("seed_*/card.json"))
+        if not dirs:
+            raise InputError(root, "not a model folder (no card.json or seed_*/card.json)")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.members = []
+        for d in dirs:
+            model, card, spec = load_task_model(d)
+            self.members.append(Member(model.to(self.device).eval(), card, spec, d))
+        first = self.members[0]
+        for m in self.members[1:]:
+            if m.spec.channels != first.spec.channels or m.card.spacing != first.card.spacing:
+                raise InputError(m.path, "seeds disagree on sequences or spacing")
+        self.spec, self.card = first.spec, first.card
+
+    # -- inputs -----------------------------------------------------------------------------
+
+    def assign(self, inputs: dict[str, str | Path]) -> list[Path | None]:
+        """The input for each channel of the task ("t2s|swi" takes the first given); a missing
+        required sequence is a one-line error naming what is needed and what was given."""
+        given = {}
+        for name, path in inputs.items():
+            mod = canonical_modality(name) or name
+            given[mod] = Path(path)
+        chosen: list[Path | None] = []
+        for entry in self.spec.channels:
+            alts = entry.split("|")
+            hit = next((given[a] for a in alts if a in given), None)
+            if hit is None and entry not in self.spec.optional:
+                need = " or ".join(f"--{a}" for a in alts)
+                raise InputError(
+                    self.members[0].path,
+                    f"task {self.spec.name} needs {need}; given: "
+                    + (", ".join(f"--{k}" for k in given) or "nothing"),
+                )
+            chosen.append(hit)
+        return chosen
+
+    def load_inputs(self, chosen: list[Path | None]) -> tuple[list[Volume], list[int]]:
+        vols, where = [], []
+        for i, p in enumerate(chosen):
+            if p is None:
+                continue
+            vols.append(read_volume(p))
+            where.append(i)
+        ref = vols[0]
+        for v in vols[1:]:
+            if v.shape != ref.shape:
+                raise InputError(v.path, f"shape {v.shape} differs from {ref.path} {ref.shape}")
+        return vols, where
+
+    # -- prediction ----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def predict(self, inputs: dict[str, str | Path], *, overlap: float = 0.5,
+                mirror: bool = False, skip_empty: bool = False) -> dict:  # fmt: skip
+        """Outputs of one session: {"kind", "value" or "mask", "uncertainty", ...}."""
+        from ..data.dataset import _read_padded
+        from ..data.preprocess import preprocess_group, restore
+        from ..tasks.data import preprocess_config
+
+        t0 = time.perf_counter()
+        chosen = self.assign(inputs)
+        vols, where = self.load_inputs(chosen)
+        pre = preprocess_group(vols, preprocess_config(self.card.spacing, self.card.normalization))
+        shape = pre.images[0].shape
+        chans = [np.zeros(shape, np.float32) for _ in chosen]
+        for i, im in zip(where, pre.images):
+            chans[i] = im.astype(np.float32)
+        present = torch.tensor([p is not None for p in chosen], device=self.device)
+        kind = self.spec.type
+        out: dict = {"task": self.spec.name, "kind": kind, "members": len(self.members)}
+        if kind == "segmentation":
+            image = torch.from_numpy(np.stack(chans)).to(self.device)
+            probs = [self._segment(m, image, overlap, mirror, skip_empty) for m in self.members]
+            prob = np.mean(probs, axis=0)
+            mask = restore((prob > 0.5).astype(np.uint8), pre.geometry, is_label=True)
+            out["mask"] = mask.astype(np.uint8)
+            out["affine"] = vols[0].affine
+            out["prob_preprocessed"] = prob
+            vox = float(np.prod(vols[0].spacing))
+            sure = float(np.mean(np.abs(prob[prob > 0.5] - 0.5)) * 2) if (prob > 0.5).any() else 1.0
+            spread = float(np.mean([((p > 0.5) != (prob > 0.5)).mean() for p in probs]))
+            out["uncertainty"] = {
+                "lesion_volume_ml": float(mask.sum()) * vox / 1000.0,
+                "mean_confidence_in_lesion": sure,
+                "ensemble_disagreement_fraction": spread,
+            }
+        else:
+            size = self.card.extra.get("input_size") or self.card.patch_size
+            origin = [(a - s) // 2 for a, s in zip(shape, size)]
+            box = np.stack([_read_padded(c, origin, size) for c in chans])
+            image = torch.from_numpy(box)[None].to(self.device)
+            res = [m.model.predict(image, present[None]) for m in self.members]
+            if kind == "classification":
+                ps = [float(r["prob"][0]) for r in res]
+                p = float(np.mean(ps))
+                out["value"] = p
+                out["uncertainty"] = {"probability": p, "ensemble_sd": _sd(ps),
+                                      "entropy_bits": _entropy(p)}  # fmt: skip
+            else:
+                preds = np.array([float(r["pred"][0]) for r in res])
+                sig = np.array([float(r["sigma"][0]) for r in res])
+                lo = np.array([float(r["lo"][0]) for r in res])
+                hi = np.array([float(r["hi"][0]) for r in res])
+                out["value"] = float(preds.mean())
+                out["uncertainty"] = {
+                    "interval_95": [float(lo.mean()), float(hi.mean())],
+                    "sigma": float(np.sqrt(np.mean(sig**2) + np.var(preds))),
+                    "ensemble_sd": _sd(preds.tolist()),
+                    "unit": getattr(self.spec, "unit", None),
+                    "calibration": self.card.extra.get("calibration", {}).get("method"),
+                }
+        out["qc_image"] = chans[where[0]]
+        out["qc_prob"] = out.get("prob_preprocessed")
+        out["inputs"] = {e: str(p) for e, p in zip(self.spec.channels, chosen) if p is not None}
+        out["seconds"] = time.perf_counter() - t0
+        return out
+
+    def _segment(self, m: Member, image, overlap, mirror, skip_empty) -> np.ndarray:
+        from .sliding_window import sliding_window
+
+        patch = m.card.extra.get("input_size") or m.card.patch_size
+
+        def fn(tiles):
+            return m.model.predict(tiles)["probs"]
+
+        probs = sliding_window(fn, image, patch, overlap=overlap, batch_size=2, mirror=mirror,
+                               skip_empty=skip_empty)  # fmt: skip
+        return probs[1].cpu().numpy()
+
+
+def _sd(values: list[float]) -> float:
+    return float(np.std(values)) if len(values) > 1 else 0.0
+
+
+def _entropy(p: float) -> float:
+    q = min(max(p, 1e-12), 1 - 1e-12)
+    return float(-(q * math.log2(q) + (1 - q) * math.log2(1 - q)))
+
+
+def output_paths(output: str | Path, kind: str) -> tuple[Path, Path, Path]:
+    """(main, json, png) for an --output given with or without its extension."""
+    out = Path(output)
+    name = out.name
+    for ext in (".nii.gz", ".nii", ".txt"):
+        if name.endswith(ext):
+            name = name[: -len(ext)]
+            break
+    main = out.with_name(name + (".nii.gz" if kind == "segmentation" else ".txt"))
+    return main, out.with_name(name + ".json"), out.with_name(name + ".png")
+
+
+def write_outputs(
+    result: dict, output: str | Path, *, qc: bool = True, side_files: bool = True
+) -> Path:
+    """The main output (txt or nii.gz) plus its JSON (`side_files`) and QC PNG (`qc`), each
+    atomically; the main output last, so a file that looks valid only exists once everything
+    succeeded."""
+    from ..io.nifti import write_nifti
+
+    main, js, png = output_paths(output, result["kind"])
+    main.parent.mkdir(parents=True, exist_ok=True)
+    info = {k: result[k] for k in ("task", "kind", "members", "uncertainty", "inputs")}
+    info["output"] = main.name
+    info["seconds"] = round(result["seconds"], 3)
+    if "value" in result:
+        info["value"] = result["value"]
+    try:
+        if side_files:
+            atomic_write_text(js, json.dumps(info, indent=2))
+        if qc:
+            from .qc import qc_png
+
+            qc_png(png, result)
+        if result["kind"] == "segmentation":
+            write_nifti(main, result["mask"], result["affine"])
+        else:
+            atomic_write_text(main, repr(float(result["value"])) + "\n")
+    except BaseException:
+        for p in (js, png):  # no orphaned side files when the main output failed
+            p.unlink(missing_ok=True)
+        raise
+    return main
+
+
+def session_inputs(folder: str | Path) -> dict[str, Path]:
+    """{modality: path} of a session folder: `<sequence>.nii[.gz]` files and DICOM series
+    folders named by their sequence (aliases like `T2_FLAIR`, `DWI` are understood)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, "session folder does not exist")
+    found: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.is_file() and not p.name.endswith((".nii", ".nii.gz")):
+            continue
+        mod = canonical_modality(p.name)
+        if mod is not None:
+            found.setdefault(mod, p)
+    if not found:
+        raise InputError(folder, "no scans named by a known sequence (e.g. flair.nii.gz, adc/)")
+    return found
+
+
+def batch_sessions(source: str | Path) -> list[tuple[str, dict[str, Path]]]:
+    """(name, {modality: path}) per session of a folder in any known layout, or a CSV."""
+    from ..io.layouts import discover
+
+    _, entries = discover(source)
+    groups: dict[tuple[str, str], dict[str, Path]] = {}
+    for e in entries:
+        if e.modality is None:
+            continue
+        groups.setdefault((e.subject, e.session), {}).setdefault(e.modality, Path(e.path))
+    sessions = sorted(groups)
+    multi = len({s for _, s in sessions}) > 1
+    return [(f"{sub}_{ses}" if multi else sub, groups[(sub, ses)]) for sub, ses in sessions]

@@ -1,0 +1,121 @@
+"""`brainfoundry predict` on generated cases: every task from NIfTI, a DICOM session, a batch,
+the outputs' contract (float text; mask with the input's shape, affine and {0,1}; JSON
+uncertainty; QC PNG) and one-line errors that leave no output behind."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from brainfoundry.cli import main
+
+from .conftest import case_inputs
+
+pytestmark = pytest.mark.slow
+
+
+def _flags(inputs):
+    return [a for mod, p in inputs.items() for a in (f"--{mod}", str(p))]
+
+
+@pytest.mark.parametrize("task", ["infarct", "brainage", "meningioma"])
+def test_every_task_from_nifti(fomo, tmp_path, task):
+    model, test = fomo[task]
+    sub, inputs = case_inputs(test)
+    out = tmp_path / f"{sub}.txt"
+    assert main(["predict", "--model", str(model), *_flags(inputs), "--output", str(out)]) == 0
+    info = json.loads((tmp_path / f"{sub}.json").read_text())
+    assert (tmp_path / f"{sub}.png").stat().st_size > 1000
+    if task == "meningioma":
+        mask_img = nib.load(tmp_path / f"{sub}.nii.gz")
+        ref = nib.load(inputs["flair"])
+        mask = np.asarray(mask_img.dataobj)
+        assert mask.shape == ref.shape and np.allclose(mask_img.affine, ref.affine, atol=1e-4)
+        assert set(np.unique(mask)) <= {0, 1} and mask.dtype == np.uint8
+        assert info["uncertainty"]["lesion_volume_ml"] >= 0
+        assert not out.exists()  # the extension follows the task
+        return
+    value = float(out.read_text())
+    assert np.isfinite(value) and info["value"] == value
+    if task == "infarct":
+        assert 0.0 <= value <= 1.0 and info["members"] == 2  # both seeds, averaged
+        assert info["uncertainty"]["probability"] == value
+    else:
+        lo, hi = info["uncertainty"]["interval_95"]
+        assert lo < value < hi
+        assert out.read_text().strip() == repr(value)  # full precision, not an integer
+
+
+def test_dicom_session_matches_nifti(fomo, tmp_path):
+    from tests.io.dicom_writer import write_series
+
+    model, test = fomo["brainage"]
+    sub, inputs = case_inputs(test)
+    session = tmp_path / "session"
+    for mod, path in inputs.items():
+        img = nib.load(path)
+        raw = np.asarray(img.dataobj, dtype=np.float64)
+        data = np.rint(raw * (30000 / raw.max())).astype(np.int16)  # DICOM stores integers
+        write_series(session / mod, data, img.affine, description=mod)
+    out_dicom, out_nifti = tmp_path / "d.txt", tmp_path / "n.txt"
+    assert main(["predict", "-m", str(model), "--session", str(session), "-o", str(out_dicom)]) == 0
+    assert main(["predict", "-m", str(model), *_flags(inputs), "-o", str(out_nifti)]) == 0
+    # z-scoring removes the scaling; only integer rounding differs
+    assert float(out_dicom.read_text()) == pytest.approx(float(out_nifti.read_text()), abs=0.5)
+
+
+def test_batch_over_a_task_folder_is_resumable(fomo, tmp_path, capsys):
+    model, test = fomo["infarct"]
+    out = tmp_path / "preds"
+    assert main(["predict", "-m", str(model), "--batch", str(test), "-o", str(out), "--no-qc"]) == 0
+    txts = sorted(out.glob("*.txt"))
+    n = len(list((test / "preprocessed").iterdir()))
+    assert len(txts) == n and all(0 <= float(t.read_text()) <= 1 for t in txts)
+    stamp = txts[0].stat().st_mtime_ns
+    assert main(["predict", "-m", str(model), "--batch", str(test), "-o", str(out)]) == 0
+    assert txts[0].stat().st_mtime_ns == stamp  # finished cases are kept, not redone
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err and "\n" not in err and "Traceback" not in err
+    return err
+
+
+def test_missing_sequence_is_one_line_and_writes_nothing(fomo, tmp_path, capsys):
+    model, test = fomo["infarct"]
+    _, inputs = case_inputs(test)
+    inputs.pop("adc")
+    out = tmp_path / "o.txt"
+    assert main(["predict", "-m", str(model), *_flags(inputs), "-o", str(out)]) == 2
+    assert "--adc" in _error(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_disagreeing_shapes_and_non_images_are_refused(fomo, tmp_path, capsys):
+    model, test = fomo["brainage"]
+    _, inputs = case_inputs(test)
+    img = nib.load(inputs["t2"])
+    small = tmp_path / "in" / "t2.nii.gz"
+    small.parent.mkdir()
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[:-2], img.affine), small)
+    out = tmp_path / "out" / "o.txt"
+    args = ["predict", "-m", str(model), "--t1", str(inputs["t1"]), "-o", str(out)]
+    assert main([*args, "--t2", str(small)]) == 2
+    assert "shape" in _error(capsys)
+    junk = tmp_path / "in" / "junk.nii.gz"
+    junk.write_bytes(b"this is not a NIfTI file")
+    assert main([*args, "--t2", str(junk)]) == 2
+    assert "junk.nii.gz" in _error(capsys)
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_one_input_mode_at_a_time(fomo, tmp_path, capsys):
+    model, test = fomo["brainage"]
+    _, inputs = case_inputs(test)
+    args = ["predict", "-m", str(model), "--session", str(tmp_path), *_flags(inputs)]
+    assert main([*args, "-o", str(tmp_path / "o.txt")]) == 2
+    assert "--session" in _error(capsys)
