@@ -29,12 +29,16 @@ def gaussian_weights(
     return w.clamp_min(floor).float()
 
 
-def tile_starts(size: int, patch: int, overlap: float) -> list[int]:
-    """Evenly spread tile origins covering [0, size) with at least `overlap` between tiles."""
+def tile_starts(size: int, patch: int, overlap: float, grid: str = "even") -> list[int]:
+    """Tile origins covering [0, size) with at least `overlap` between tiles: "even" spreads
+    them evenly (nnU-Net); "step" steps by patch x (1 - overlap) and moves the last one back
+    to the border (MONAI's `dense_patch_slices`)."""
     if size <= patch:
         return [0]
     step = max(1, int(patch * (1 - overlap)))
     n = int(np.ceil((size - patch) / step)) + 1
+    if grid == "step":
+        return sorted({min(i * step, size - patch) for i in range(n)})
     return [int(round(v)) for v in np.linspace(0, size - patch, n)]
 
 
@@ -49,6 +53,7 @@ def sliding_window(
     gaussian: bool = True,
     mirror: bool = False,
     skip_empty: bool = False,
+    grid: str = "even",
 ) -> torch.Tensor:
     """`predict([B, C, *patch]) -> [B, K, *patch]` over the whole `image` [C, D, H, W].
 
@@ -76,7 +81,9 @@ def sliding_window(
     else:
         lo = [0, 0, 0]
     w = gaussian_weights(patch, sigma_scale).to(image.device) if gaussian else None
-    starts = list(itertools.product(*(tile_starts(s, p, overlap) for s, p in zip(padded, patch))))
+    starts = list(
+        itertools.product(*(tile_starts(s, p, overlap, grid) for s, p in zip(padded, patch)))
+    )
     out: torch.Tensor | None = None
     norm = torch.zeros(padded, device=image.device)
     if skip_empty:
