@@ -49,22 +49,44 @@ def test_every_task_from_nifti(fomo, tmp_path, task):
         assert out.read_text().strip() == repr(value)  # full precision, not an integer
 
 
-def test_dicom_session_matches_nifti(fomo, tmp_path):
+def _dicom_session(inputs, folder):
+    """Each scan of a case as a real DICOM series folder named by its sequence."""
     from tests.io.dicom_writer import write_series
 
-    model, test = fomo["brainage"]
-    sub, inputs = case_inputs(test)
-    session = tmp_path / "session"
     for mod, path in inputs.items():
         img = nib.load(path)
         raw = np.asarray(img.dataobj, dtype=np.float64)
         data = np.rint(raw * (30000 / raw.max())).astype(np.int16)  # DICOM stores integers
-        write_series(session / mod, data, img.affine, description=mod)
-    out_dicom, out_nifti = tmp_path / "d.txt", tmp_path / "n.txt"
-    assert main(["predict", "-m", str(model), "--session", str(session), "-o", str(out_dicom)]) == 0
-    assert main(["predict", "-m", str(model), *_flags(inputs), "-o", str(out_nifti)]) == 0
-    # z-scoring removes the scaling; only integer rounding differs
-    assert float(out_dicom.read_text()) == pytest.approx(float(out_nifti.read_text()), abs=0.5)
+        write_series(folder / mod, data, img.affine, description=mod)
+    return folder
+
+
+@pytest.mark.parametrize("task", ["infarct", "brainage", "meningioma"])
+def test_dicom_session_matches_nifti_session(fomo, tmp_path, task):
+    from brainfoundry.io.volume import read_volume
+
+    model, test = fomo[task]
+    sub, inputs = case_inputs(test)
+    session = _dicom_session(inputs, tmp_path / "dicom")
+    nifti_session = next(inputs.values().__iter__()).parent
+    d, n = tmp_path / "d" / "o.txt", tmp_path / "n" / "o.txt"
+    assert main(["predict", "-m", str(model), "--session", str(session), "-o", str(d)]) == 0
+    assert main(["predict", "-m", str(model), "--session", str(nifti_session), "-o", str(n)]) == 0
+    assert json.loads(d.with_suffix(".json").read_text())["inputs"]  # provenance recorded
+    if task != "meningioma":
+        # z-scoring removes the scaling; only the integer rounding differs
+        tol = 0.02 if task == "infarct" else 0.5
+        assert float(d.read_text()) == pytest.approx(float(n.read_text()), abs=tol)
+        return
+    dicom_vol = read_volume(session / "flair")
+    m_d, m_n = nib.load(d.with_name("o.nii.gz")), nib.load(n.with_name("o.nii.gz"))
+    # the mask lies on the DICOM series' own grid, which is the NIfTI's grid here
+    assert m_d.shape == dicom_vol.shape == m_n.shape
+    assert np.allclose(m_d.affine, dicom_vol.affine, atol=1e-4)
+    assert np.allclose(m_d.affine, m_n.affine, atol=1e-3)
+    a, b = np.asarray(m_d.dataobj), np.asarray(m_n.dataobj)
+    assert set(np.unique(a).tolist()) <= {0, 1}
+    assert (a != b).mean() < 0.01
 
 
 def test_batch_over_a_task_folder_is_resumable(fomo, tmp_path, capsys):
@@ -77,6 +99,29 @@ def test_batch_over_a_task_folder_is_resumable(fomo, tmp_path, capsys):
     stamp = txts[0].stat().st_mtime_ns
     assert main(["predict", "-m", str(model), "--batch", str(test), "-o", str(out)]) == 0
     assert txts[0].stat().st_mtime_ns == stamp  # finished cases are kept, not redone
+
+
+def test_batch_over_a_csv_of_dicom_and_nifti(fomo, tmp_path):
+    model, test = fomo["meningioma"]
+    subs = [p.name for p in sorted((test / "preprocessed").iterdir())[:2]]
+    rows = ["path,subject,modality"]
+    for i, sub in enumerate(subs):
+        _, inputs = case_inputs(test, sub)
+        if i == 0:  # the first case as DICOM series, the second as NIfTI files
+            _dicom_session(inputs, tmp_path / "dcm")
+            inputs = {m: tmp_path / "dcm" / m for m in inputs}
+        rows += [f"{p},{sub},{m}" for m, p in inputs.items()]
+    (tmp_path / "cases.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "preds"
+    args = ["predict", "-m", str(model), "--batch", str(tmp_path / "cases.csv"), "-o", str(out)]
+    assert main(args) == 0
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == [f"{s}.nii.gz" for s in subs]
+    for sub in subs:
+        ref = nib.load(case_inputs(test, sub)[1]["flair"])
+        mask = nib.load(out / f"{sub}.nii.gz")
+        assert mask.shape == ref.shape
+        assert set(np.unique(np.asarray(mask.dataobj)).tolist()) <= {0, 1}
+        assert (out / f"{sub}.png").exists() and (out / f"{sub}.json").exists()
 
 
 def _error(capsys) -> str:

@@ -30,8 +30,11 @@ def predict(
     batch: Path = typer.Option(
         None, "--batch", help="Many sessions: a folder in any known layout, or a CSV."
     ),
-    overlap: float = typer.Option(0.5, help="Sliding-window overlap (segmentation)."),
+    overlap: float = typer.Option(
+        0.5, min=0.0, max=0.95, help="Sliding-window overlap (segmentation)."
+    ),
     mirror: bool = typer.Option(False, "--mirror", help="Mirroring TTA (8x the time)."),
+    tile_batch: int = typer.Option(2, "--tile-batch", min=1, help="Tiles per network call."),
     brain_only: bool = typer.Option(
         False, "--brain-only", help="Skip background tiles (faster; see inference.md)."
     ),
@@ -51,7 +54,7 @@ def predict(
     modes = sum([bool(given), session is not None, batch is not None])
     if modes != 1:
         raise ConfigError("give the sequences (--flair …), or --session DIR, or --batch DIR|CSV")
-    kw = {"overlap": overlap, "mirror": mirror, "skip_empty": brain_only}
+    kw = {"overlap": overlap, "mirror": mirror, "skip_empty": brain_only, "batch_size": tile_batch}
     predictor = Predictor(model, device)
     if batch is None:
         inputs = given or session_inputs(session)

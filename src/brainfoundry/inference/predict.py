@@ -103,8 +103,10 @@ class Predictor:
 
     @torch.no_grad()
     def predict(self, inputs: dict[str, str | Path], *, overlap: float = 0.5,
-                mirror: bool = False, skip_empty: bool = False) -> dict:  # fmt: skip
-        """Outputs of one session: {"kind", "value" or "mask", "uncertainty", ...}."""
+                mirror: bool = False, skip_empty: bool = False,
+                batch_size: int = 2) -> dict:  # fmt: skip
+        """Outputs of one session: {"kind", "value" or "mask", "uncertainty", ...}.
+        overlap, mirror, skip_empty, batch_size: the sliding window's (segmentation)."""
         from ..data.dataset import _read_padded
         from ..data.preprocess import preprocess_group, restore
         from ..tasks.data import preprocess_config
@@ -122,7 +124,9 @@ class Predictor:
         out: dict = {"task": self.spec.name, "kind": kind, "members": len(self.members)}
         if kind == "segmentation":
             image = torch.from_numpy(np.stack(chans)).to(self.device)
-            probs = [self._segment(m, image, overlap, mirror, skip_empty) for m in self.members]
+            sw = {"overlap": overlap, "mirror": mirror, "skip_empty": skip_empty,
+                  "batch_size": batch_size}  # fmt: skip
+            probs = [self._segment(m, image, sw) for m in self.members]
             prob = np.mean(probs, axis=0)
             mask = restore((prob > 0.5).astype(np.uint8), pre.geometry, is_label=True)
             out["mask"] = mask.astype(np.uint8)
@@ -146,8 +150,13 @@ class Predictor:
                 ps = [float(r["prob"][0]) for r in res]
                 p = float(np.mean(ps))
                 out["value"] = p
-                out["uncertainty"] = {"probability": p, "ensemble_sd": _sd(ps),
-                                      "entropy_bits": _entropy(p)}  # fmt: skip
+                out["uncertainty"] = {
+                    "probability": p,
+                    "ensemble_sd": _sd(ps),
+                    "entropy_bits": _entropy(p),
+                    "calibration": self.card.extra.get("calibration", {}).get("method")
+                    or f"none: the head's sigmoid, averaged over {len(ps)} seed(s)",
+                }
             else:
                 preds = np.array([float(r["pred"][0]) for r in res])
                 sig = np.array([float(r["sigma"][0]) for r in res])
@@ -167,7 +176,7 @@ class Predictor:
         out["seconds"] = time.perf_counter() - t0
         return out
 
-    def _segment(self, m: Member, image, overlap, mirror, skip_empty) -> np.ndarray:
+    def _segment(self, m: Member, image, sw: dict) -> np.ndarray:
         from .sliding_window import sliding_window
 
         patch = m.card.extra.get("input_size") or m.card.patch_size
@@ -175,9 +184,7 @@ class Predictor:
         def fn(tiles):
             return m.model.predict(tiles)["probs"]
 
-        probs = sliding_window(fn, image, patch, overlap=overlap, batch_size=2, mirror=mirror,
-                               skip_empty=skip_empty)  # fmt: skip
-        return probs[1].cpu().numpy()
+        return sliding_window(fn, image, patch, **sw)[1].cpu().numpy()
 
 
 def _sd(values: list[float]) -> float:

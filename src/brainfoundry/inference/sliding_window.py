@@ -54,11 +54,14 @@ def sliding_window(
     mirror: bool = False,
     skip_empty: bool = False,
     grid: str = "even",
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """`predict([B, C, *patch]) -> [B, K, *patch]` over the whole `image` [C, D, H, W].
 
     Returns [K, D, H, W] (float32, on the image's device): the weighted mean of every tile's
     output at each voxel. A volume smaller than the patch is zero-padded and cropped back.
+    weights: an importance map [*patch] used instead of the Gaussian (e.g. MONAI's
+    `compute_importance_map`, to compare the two implementations on identical weights).
     mirror: test-time augmentation, the mean over all 8 axis flips (8x the cost).
     skip_empty: tiles whose input is exactly zero (background after z-scoring and padding) are
     not run; voxels no run tile covers get channel 0 = 1 (background), others 0. A speed
@@ -80,7 +83,12 @@ def sliding_window(
         image = F.pad(image, spec)
     else:
         lo = [0, 0, 0]
-    w = gaussian_weights(patch, sigma_scale).to(image.device) if gaussian else None
+    if weights is not None:
+        if tuple(weights.shape) != tuple(patch):
+            raise ValueError(f"sliding_window: weights {tuple(weights.shape)} != patch {patch}")
+        w = weights.float().to(image.device)
+    else:
+        w = gaussian_weights(patch, sigma_scale).to(image.device) if gaussian else None
     starts = list(
         itertools.product(*(tile_starts(s, p, overlap, grid) for s, p in zip(padded, patch)))
     )
