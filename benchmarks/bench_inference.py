@@ -1,25 +1,26 @@
-"""Sliding-window inference: brainfoundry vs MONAI's `sliding_window_inference`, and `predict`.
+"""Inference speed: our sliding window vs MONAI's, its fast modes, and `predict` per case.
 
-Part 1 (the FOMO25-sized case): a ~10M-parameter residual U-Net (DNA ResidualEncoderUNet,
-4 stages 32-256, random weights, eval mode, no_grad) over the real 1 mm MNI152 T1 (z-scored,
-197x233x189), 96³ tiles, overlap 0.5, Gaussian weighting (sigma 0.125 x tile), 2 tiles per
-batch; MONAI in the same run with the same network, tiles, overlap, batch and weighting.
-Rows: ours with MONAI's tile grid (to compare outputs), ours with our default even grid, ours
-skipping all-background tiles (`--brain-only`), MONAI. Agreement: max |Δ| of the foreground
-probability and the Dice of the thresholded masks, against MONAI.
+Part 1, the FOMO25-sized case: a 9.7M-parameter residual U-Net (DNA ResidualEncoderUNet, 4
+stages 32-256, random weights, eval mode, no_grad) over the real 1 mm MNI152 T1 from nilearn
+(z-scored on the brain, background 0), 96³ tiles, overlap 0.5, Gaussian weighting (sigma 0.125
+x tile), 2 tiles per batch; MONAI's `sliding_window_inference` in the same run with the same
+network, tiles, overlap, batch and weighting, rows interleaved. Fast modes: `--brain-only`
+(tiles whose input is all background are not run) and the brain's bounding box (what `predict`
+runs after the preprocessing's foreground crop). Network FLOPs are counted on the meta device.
 
-Part 2: `brainfoundry predict` seconds per case for each task's fine-tuned model (a bench
-suite's cells, given with --suite-dir), one test case each, end to end (read, preprocess,
-network, map back, write).
+Part 2: `predict` end to end (read, preprocess, network, map back, write + QC) for each task on
+one generated test case on a 1 mm grid, with models fine-tuned here by the `cpu-small` recipe (3 mm,
+resenc small) for a few steps only: speed does not depend on the weights. Also the FOMO25
+entry point (`container/predict.py`) as a fresh process per case, as the challenge calls it.
 
-    .venv/bin/python -m benchmarks.bench_inference --out benchmarks/results/inference.md \
-        --suite-dir runs/bench_quick
+    python -m benchmarks.bench_inference --out benchmarks/results/inference.md
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +35,8 @@ PATCH = (96, 96, 96)
 NET = {"n_stages": 4, "features_per_stage": [32, 64, 128, 256], "kernel_size": 3,
        "strides": [1, 2, 2, 2], "n_blocks_per_stage": [1, 2, 2, 2],
        "n_conv_per_stage_decoder": [1, 1, 1]}  # fmt: skip
+ASSUMED_TFLOPS = 50.0  # sustained fp32/TF32 3-D conv inference on one H100 (an assumption)
+ENTRY = Path(__file__).parents[1] / "container" / "predict.py"
 
 
 def _volume() -> torch.Tensor:
@@ -46,113 +49,381 @@ def _volume() -> torch.Tensor:
     return torch.from_numpy(x)[None]  # [1, D, H, W]
 
 
-def _timed(fn):
-    t = time.perf_counter()
-    with torch.no_grad():
-        out = fn()
-    return time.perf_counter() - t, out
-
-
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
     s = a.sum() + b.sum()
     return 1.0 if s == 0 else float(2 * (a & b).sum() / s)
 
 
+def _n_tiles(image: torch.Tensor, grid: str, skip_empty: bool = False) -> int:
+    from itertools import product
+
+    from brainfoundry.inference.sliding_window import tile_starts
+
+    size = image.shape[1:]
+    starts = product(*(tile_starts(s, p, 0.5, grid) for s, p in zip(size, PATCH)))
+    if not skip_empty:
+        return len(list(starts))
+    return sum(
+        bool(image[:, a : a + PATCH[0], b : b + PATCH[1], c : c + PATCH[2]].any())
+        for a, b, c in starts
+    )
+
+
+def tile_tflop(family: str, preset: str, kwargs: dict | None = None) -> float:
+    """Forward TFLOP of one 96³ single-channel tile, counted on the meta device."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from brainfoundry.models.backbones import create_backbone
+
+    with torch.device("meta"):
+        net = create_backbone(family, in_channels=1, out_channels=2, preset=preset,
+                              **(kwargs or {})).eval()  # fmt: skip
+        x = torch.randn(1, 1, *PATCH)
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        net(x)
+    return fc.get_total_flops() / 1e12
+
+
 def part1(repeats: int) -> tuple[str, dict]:
+    from monai.data.utils import compute_importance_map
     from monai.inferers import sliding_window_inference
 
-    from brainfoundry.inference.sliding_window import sliding_window
+    from brainfoundry.data.preprocess import bbox
+    from brainfoundry.inference.sliding_window import sliding_window, whole_volume
     from brainfoundry.models.backbones import create_backbone
 
     torch.manual_seed(0)
     net = create_backbone("resenc", in_channels=1, out_channels=2, preset="custom", **NET).eval()
     n_params = sum(p.numel() for p in net.parameters()) / 1e6
     image = _volume()
+    brain = (image[0] != 0).numpy()
+    box = bbox(brain, 2)  # the preprocessing's foreground crop (crop_margin 2)
+    crop = tuple(slice(lo, hi) for lo, hi in box)
+    monai_w = compute_importance_map(PATCH, mode="gaussian", sigma_scale=0.125)
 
     def probs(x):
         return torch.softmax(net(x), 1)
 
+    def in_box(whole: bool = False):
+        out = torch.zeros((2, *image.shape[1:]))
+        out[0] = 1.0
+        box_img = image[(slice(None), *crop)]
+        out[(slice(None), *crop)] = (
+            whole_volume(probs, box_img, 32) if whole else sliding_window(probs, box_img, PATCH)
+        )
+        return out
+
     runs = {
-        "brainfoundry, MONAI's tile grid": lambda: sliding_window(
-            probs, image, PATCH, overlap=0.5, batch_size=2, grid="step"),
-        "brainfoundry, even grid (default)": lambda: sliding_window(
-            probs, image, PATCH, overlap=0.5, batch_size=2),
-        "brainfoundry, brain-only tiles": lambda: sliding_window(
-            probs, image, PATCH, overlap=0.5, batch_size=2, grid="step", skip_empty=True),
         "MONAI sliding_window_inference": lambda: sliding_window_inference(
             image[None], PATCH, 2, probs, overlap=0.5, mode="gaussian", sigma_scale=0.125)[0],
+        "ours, MONAI's grid and weight map": lambda: sliding_window(
+            probs, image, PATCH, grid="step", weights=monai_w),
+        "ours, default (full mode)": lambda: sliding_window(probs, image, PATCH),
+        "ours, --brain-only tiles": lambda: sliding_window(probs, image, PATCH, skip_empty=True),
+        "ours, brain bounding box (as predict)": in_box,
+        "ours, brain bounding box, --whole": lambda: in_box(whole=True),
     }  # fmt: skip
+    tiles = dict(zip(runs, [_n_tiles(image, "step"), _n_tiles(image, "step"),
+                            _n_tiles(image, "even"), _n_tiles(image, "even", True),
+                            _n_tiles(image[(slice(None), *crop)], "even"), 1]))  # fmt: skip
+    if tiles["ours, --brain-only tiles"] == tiles["ours, default (full mode)"]:
+        del runs["ours, --brain-only tiles"]  # nothing to skip: it would time full mode again
     times: dict[str, list[float]] = {k: [] for k in runs}
-    outs = {}
+    outs: dict[str, np.ndarray] = {}
     for _ in range(repeats):  # interleaved, so load changes hit every row alike
         for name, fn in runs.items():
-            t, out = _timed(fn)
-            times[name].append(t)
+            t = time.perf_counter()
+            with torch.inference_mode():
+                out = fn()
+            times[name].append(time.perf_counter() - t)
             outs[name] = out[1].numpy()
-        print(f"repeat done: { {k: round(v[-1], 1) for k, v in times.items()} }", file=sys.stderr)
-    ref = outs["MONAI sliding_window_inference"]
+        print(f"repeat: { {k: round(v[-1], 1) for k, v in times.items()} }", file=sys.stderr)
+    ref, full = outs["MONAI sliding_window_inference"], outs["ours, default (full mode)"]
     rows = []
-    for name in runs:
-        o = outs[name]
-        diff = float(np.abs(o - ref).max())
-        rows.append([name, f"{np.median(times[name]):.1f}", f"{min(times[name]):.1f}",
-                     f"{diff:.2e}", f"{_dice(o > 0.5, ref > 0.5):.5f}"])  # fmt: skip
-    text = table(["method", "median s", "best s", "max abs diff vs MONAI",
-                  "Dice of mask vs MONAI"], rows)  # fmt: skip
-    info = {"params_M": n_params, "shape": tuple(image.shape[1:])}
+    for name, o in outs.items():
+        rows.append([
+            name, tiles[name], f"{np.median(times[name]):.1f}", f"{min(times[name]):.1f}",
+            f"{np.abs(o - ref).max():.1e}", f"{np.abs(o - full).max():.1e}",
+            f"{np.abs(o - full)[brain].max():.1e}", f"{_dice(o > 0.5, full > 0.5):.4f}",
+        ])  # fmt: skip
+    text = table(["method", "tiles", "median s", "best s", "max abs diff vs MONAI",
+                  "max abs diff vs full mode", "... inside the brain",
+                  "Dice (P>0.5) vs full mode"], rows)  # fmt: skip
+    tf = tile_tflop("resenc", "custom", NET)
+    info = {"params_M": n_params, "shape": tuple(image.shape[1:]), "tile_tflop": tf,
+            "box": tuple(s.stop - s.start for s in crop), "tiles": tiles,
+            "brain_only_skips": tiles["ours, default (full mode)"]
+            - tiles["ours, --brain-only tiles"],
+            "ours_s": float(np.median(times["ours, default (full mode)"])),
+            "monai_s": float(np.median(times["MONAI sliding_window_inference"])),
+            "box_s": float(np.median(times["ours, brain bounding box (as predict)"])),
+            "whole_s": float(np.median(times["ours, brain bounding box, --whole"]))}  # fmt: skip
     return text, info
 
 
-def part2(suite_dir: Path) -> str:
+def gpu_budget(info: dict) -> str:
+    """Seconds per case on one H100 from counted FLOPs at an assumed rate (no GPU here)."""
+    rows = []
+    t = info["tiles"]
+    cpu_rate = info["tile_tflop"] * t["ours, default (full mode)"] / info["ours_s"]  # TFLOP/s
+    base = tile_tflop("resenc", "base")
+    box15 = [int(np.ceil(s / 1.5)) for s in info["box"]]  # the gpu-base recipe's 1.5 mm grid
+    n15 = _n_tiles(torch.zeros(1, *box15), "even")
+    for name, tf, n in (
+        (
+            f"9.7M resenc, 1 mm box {info['box']}",
+            info["tile_tflop"],
+            t["ours, brain bounding box (as predict)"],
+        ),
+        (f"resenc base (gpu-base), 1.5 mm box {tuple(box15)}", base, n15),
+    ):
+        for mirror in (1, 8):
+            total = tf * n * mirror
+            rows.append([name, n, "8 flips" if mirror > 1 else "no", f"{total:.2f}",
+                         f"{total / cpu_rate:.0f}", f"{total / ASSUMED_TFLOPS:.2f}"])  # fmt: skip
+    return table(["network, case", "tiles", "mirroring", "forward TFLOP/case",
+                  "est. s on this CPU", f"est. s on H100 at {ASSUMED_TFLOPS:g} TFLOP/s"],
+                 rows)  # fmt: skip
+
+
+def _notes1(info: dict) -> str:
+    t = info["tiles"]
+    skip = info["brain_only_skips"]
+    lines = [
+        f"- Ours vs MONAI: {info['ours_s'] / info['monai_s']:.2f}x MONAI's time (default "
+        "mode). With MONAI's tile grid and MONAI's importance map our outputs equal MONAI's "
+        "up to float summation order. Our default differs by design: tiles spread evenly "
+        "(nnU-Net) instead of stepping and moving the last one back, and the Gaussian centred "
+        "on the tile (MONAI's sits half a voxel off on even tiles). With random weights and "
+        "per-tile instance normalisation, any change of tile placement moves the output a "
+        "lot; the trained-model table below measures what it costs in practice.",
+        f"- `--brain-only` skips {skip} of {t['ours, default (full mode)']} tiles here"
+        + (" (every 96³ tile of this volume touches the brain, so its row is omitted)."
+           if skip == 0 else ".")
+        + " Inside the brain it is exact by construction.",
+        f"- `predict` always crops to the brain's bounding box (+2 voxels) in preprocessing: "
+        f"{t['ours, brain bounding box (as predict)']} tiles instead of "
+        f"{t['ours, default (full mode)']}, {info['ours_s'] / info['box_s']:.1f}x faster "
+        "than the full volume. This is the fast mode that matters at 1 mm; its differences "
+        "to full mode above are tile placement on an untrained network.",
+        f"- `--whole` runs the network once over the padded box: "
+        f"{info['box_s'] / info['whole_s']:.1f}x faster than the box's tiles (each voxel "
+        "computed once instead of in up to 8 overlapping tiles); what it costs in accuracy with "
+        "a trained network is in the last table.",
+    ]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _upsampled(src: Path, dst: Path) -> Path:
+    """A 2 mm scan trilinearly resampled onto the 1 mm grid (same field of view): a 1 mm-sized
+    input, which is all that speed depends on."""
+    import nibabel as nib
+    from scipy.ndimage import zoom
+
+    img = nib.load(src)
+    data = zoom(np.asarray(img.dataobj, dtype=np.float32), 2.0, order=1)
+    aff = img.affine.copy()
+    aff[:3, :3] /= 2.0
+    aff[:3, 3] -= img.affine[:3, :3] @ np.full(3, 0.25)  # keep the field of view
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(data, aff), dst)
+    return dst
+
+
+def _case(folder: Path, dst: Path | None = None) -> dict[str, Path]:
+    """{modality: file} of one session folder, optionally upsampled to 1 mm under dst."""
+    files = sorted(folder.glob("*.nii.gz"))
+    if dst is None:
+        return {f.name[: -len(".nii.gz")]: f for f in files}
+    return {f.name[: -len(".nii.gz")]: _upsampled(f, dst / f.name) for f in files}
+
+
+def _models(root: Path, seg_steps: int) -> dict[str, Path]:
+    """Per task: a model fine-tuned with the cpu-small recipe on generated 2 mm data."""
+    from brainfoundry.cli import main as cli
+    from brainfoundry.tasks.finetune import finetune, load_finetune_config
+
+    threads = torch.get_num_threads()
+    for task, extra, n_test in (
+        ("infarct", ["train.steps=0", "shots=4"], 1),  # case-level: the closed-form probe
+        ("brainage", ["train.steps=0", "shots=4"], 1),
+        # at 2 mm the 48³ tiles relate to the brain as 96³ tiles do at 1 mm (~3 per axis)
+        ("meningioma", [f"train.steps={seg_steps}", f"train.checkpoint_every={seg_steps}",
+                        "shots=6", "val_cases=2", "data.spacing=[2,2,2]"], 6),
+    ):  # fmt: skip
+        data = root / "data" / task
+        # 2 mm (upsampled for part 2): `synth --resolution 1` cannot always place its DWI
+        # distractor ("no candidate voxel")
+        args = ["synth", "task", task, "-o", str(data), "--n", "8", "--n-test", str(n_test)]
+        assert cli([*args, "--resolution", "2", "--no-qc"]) == 0
+        cfg = load_finetune_config("cpu-small", None, [f"task={task}", *extra])
+        finetune(cfg, data / "finetune", root / "models" / task, log=lambda _: None)
+    torch.set_num_threads(threads)  # `prepare` (inside finetune) leaves the process at 1
+    return {t: root / "models" / t for t in ("infarct", "brainage", "meningioma")}
+
+
+def part2(root: Path, models: dict[str, Path], repeats: int) -> str:
+    """`predict` end to end per task on one test case upsampled to 1 mm, in process and
+    through the container entry point (a fresh process per case)."""
+    import nibabel as nib
+
     from brainfoundry.inference.predict import Predictor, write_outputs
 
     rows = []
-    for task in ("infarct", "meningioma", "brainage"):
-        cells = sorted((suite_dir / "cells" / task).glob("*/mae/shots_16/seed_0"))
-        if not cells:
-            continue
-        cell = cells[0]
-        test = suite_dir / "data" / task / "test" / "preprocessed"
-        case = sorted(test.iterdir())[0] / "ses_1"
-        inputs = {f.name[: -len(".nii.gz")]: f for f in sorted(case.glob("*.nii.gz"))}
-        t0 = time.perf_counter()
-        pred = Predictor(cell)
-        t_load = time.perf_counter() - t0
-        times = []
-        with tempfile.TemporaryDirectory() as tmp:
-            for _ in range(3):
-                t = time.perf_counter()
-                write_outputs(pred.predict(inputs), Path(tmp) / task, qc=True)
-                times.append(time.perf_counter() - t)
-        shape = next(iter(inputs.values()))
-        import nibabel as nib
-
-        rows.append([task, pred.spec.type, str(nib.load(shape).shape),
+    for task, model in models.items():
+        first = sorted((root / "data" / task / "test" / "preprocessed").iterdir())[0]
+        inputs = _case(first / "ses_1", root / "case_1mm" / task)
+        t = time.perf_counter()
+        pred = Predictor(model, device="cpu")
+        t_load = time.perf_counter() - t
+        times, entry = [], []
+        for i in range(repeats):
+            t = time.perf_counter()
+            write_outputs(pred.predict(inputs), root / "out" / f"{task}{i}", qc=True)
+            times.append(time.perf_counter() - t)
+            flags = [a for m, p in inputs.items() for a in (f"--{m}", str(p))]
+            ext = ".nii.gz" if pred.spec.type == "segmentation" else ".txt"
+            t = time.perf_counter()
+            subprocess.run(
+                [sys.executable, str(ENTRY), *flags, "--model", str(model),
+                 "--output", str(root / "entry" / f"{task}{i}{ext}")], check=True,
+            )  # fmt: skip
+            entry.append(time.perf_counter() - t)
+        img = nib.load(next(iter(inputs.values())))
+        zooms = "x".join(f"{z:g}" for z in img.header.get_zooms()[:3])
+        rows.append([task, pred.spec.type, f"{img.shape} at {zooms} mm",
                      f"{pred.card.spacing[0]:g} mm", f"{t_load:.2f}",
-                     f"{np.median(times):.2f}"])  # fmt: skip
-    return table(["task", "type", "input shape", "model spacing", "load model s",
-                  "predict + write s (median of 3)"], rows)  # fmt: skip
+                     f"{np.median(times):.2f}", f"{np.median(entry):.2f}"])  # fmt: skip
+        print(rows[-1], file=sys.stderr)
+    text = table(["task", "type", "input", "model spacing", "load model s",
+                  "predict + write + QC s", "entry point s (new process)"], rows)  # fmt: skip
+    return text, max(float(r[-1]) for r in rows)
+
+
+MODES = {
+    "default (overlap 0.5)": {},
+    "--brain-only": {"skip_empty": True},
+    "--overlap 0.25": {"overlap": 0.25},
+    "--whole": {"whole": True},
+    "--mirror (TTA, 8x)": {"mirror": True},
+}
+
+
+def part3(root: Path, model: Path) -> str:
+    """Speed and accuracy of the sliding window's modes with a trained segmentation model on
+    the generated meningioma test cases: agreement with the default mode and Dice to truth."""
+    from brainfoundry.inference.predict import Predictor
+    from brainfoundry.io.volume import read_volume
+
+    pred = Predictor(model, device="cpu")
+    test = root / "data" / "meningioma" / "test"
+    cases = sorted((test / "preprocessed").iterdir())
+    res: dict[str, dict[str, list]] = {m: {"s": [], "agree": [], "dp": [], "dice": [], "vox": []}
+                                       for m in MODES}  # fmt: skip
+    for case in cases:
+        inputs = _case(case / "ses_1")
+        truth = read_volume(test / "labels" / case.name / "ses_1" / "seg.nii.gz", label=True)
+        truth_mask = np.rint(truth.data) > 0
+        ref = None
+        for mode, kw in MODES.items():
+            t = time.perf_counter()
+            out = pred.predict(inputs, **kw)
+            r = res[mode]
+            r["s"].append(time.perf_counter() - t)
+            mask, prob = out["mask"] > 0, out["prob_preprocessed"]
+            ref = ref or (mask, prob)
+            r["agree"].append(_dice(mask, ref[0]))
+            r["dp"].append(float(np.abs(prob - ref[1]).max()))
+            r["dice"].append(_dice(mask, truth_mask))
+            r["vox"].append(int(mask.sum()))
+    rows = [[m, f"{np.median(r['s']):.2f}", f"{np.mean(r['agree']):.4f}",
+             f"{max(r['dp']):.1e}", f"{np.mean(r['dice']):.3f}", f"{np.mean(r['vox']):.0f}"]
+            for m, r in res.items()]  # fmt: skip
+    return table(["mode", "s/case (median)", "Dice vs default mask (mean)",
+                  "max abs diff of P vs default", "Dice vs truth (mean)",
+                  "lesion voxels (mean)"], rows)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--suite-dir", type=Path, default=None, help="a finished bench suite folder")
+    ap.add_argument("--seg-steps", type=int, default=80, help="segmentation training steps")
+    ap.add_argument("--skip-part1", action="store_true", help="skip the 15-minute MNI part")
     args = ap.parse_args(argv)
-    load0 = os.getloadavg()[0]
-    t1, info = part1(args.repeats)
-    t2 = part2(args.suite_dir) if args.suite_dir else "(not run: give --suite-dir)"
-    text = (
-        "# Inference: sliding window vs MONAI, and predict per case\n\n"
-        f"Machine: {machine()}; load average at start {load0:.2f}. Reproduce: "
-        "`python -m benchmarks.bench_inference --out benchmarks/results/inference.md "
-        "--suite-dir DIR` (DIR: a finished `brainfoundry bench` suite).\n\n"
-        f"## 1 mm MNI152 {info['shape']}, {info['params_M']:.1f}M-parameter residual U-Net, "
-        f"96³ tiles, overlap 0.5, Gaussian, 2 tiles per batch ({args.repeats} interleaved "
-        "repeats)\n\n" + t1 + "\n\n## `predict` end to end, one test case per task (4 mm "
-        "models of the quick suite, MAE-pretrained, 16 shots)\n\n" + t2 + "\n"
-    )
+    load0, where = os.getloadavg(), machine()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        models = _models(root, args.seg_steps)
+        t2, worst_entry = part2(root, models, args.repeats)
+        t3 = part3(root, models["meningioma"])
+    t1, info = ("(not run)", None) if args.skip_part1 else part1(args.repeats)
+    load1 = os.getloadavg()
+    parts = [
+        "# Inference: sliding window vs MONAI, fast modes, `predict` per case",
+        f"Machine: {where}. Load average (1, 5, 15 min) at start "
+        f"{', '.join(f'{v:.2f}' for v in load0)}, at end {', '.join(f'{v:.2f}' for v in load1)}"
+        " (the 2 cores may be shared with other jobs; rows are interleaved so load hits every "
+        "row alike). Reproduce: `python -m benchmarks.bench_inference --out "
+        "benchmarks/results/inference.md`.",
+        f"## 1 mm MNI152, {args.repeats} interleaved repeats",
+    ]
+    if info:
+        parts[-1] += (
+            f" — volume {info['shape']}, a {info['params_M']:.1f}M-parameter residual U-Net "
+            f"({info['tile_tflop'] * 1e3:.0f} GFLOP per 96³ tile), overlap 0.5, Gaussian "
+            "sigma 0.125, 2 tiles per call"
+        )
+    parts += [t1]
+    if info:
+        parts += [_notes1(info)]
+        parts += [
+            "## GPU budget (120 s per case on one H100): an estimate, not a measurement",
+            "No GPU here. Forward FLOPs are counted; the CPU column uses the rate measured "
+            "above (default mode); the H100 column assumes a sustained "
+            f"{ASSUMED_TFLOPS:g} TFLOP/s, a quarter of the bf16 rate assumed in "
+            "gpu_estimates.md, because `predict` runs fp32 (TF32 convolutions).",
+            gpu_budget(info),
+        ]
+    parts += [
+        "## `predict` per case, end to end (median of "
+        f"{args.repeats}; models fine-tuned here with the cpu-small recipe)",
+        "One generated test case per task, its 2 mm scans resampled onto a 1 mm grid (speed "
+        "depends on the grid, not on the anatomy's detail). Case-level models are the "
+        f"closed-form linear probe, the segmentation model trained {args.seg_steps} steps: "
+        "speed does not depend on the weights. `predict + write + QC`: read, preprocess to the "
+        "model's spacing, "
+        "network (sliding window for segmentation), map back to the input grid, write the "
+        "output, its JSON and the QC PNG, in one process with the model loaded. `entry point`: "
+        "`container/predict.py` as the FOMO25 runner calls it, one new Python process per case "
+        "(imports, model load, prediction, scored output only).",
+        t2,
+        "## Fast modes with a trained segmentation model (generated meningioma test cases, "
+        f"2 mm inputs, model at 2 mm with 48³ tiles, {args.seg_steps} training steps)",
+        "Accuracy cost measured against the default mode on the same cases: Dice of the masks "
+        "on the input grid and the largest change of the lesion probability on the model's "
+        "grid. `--brain-only` is exact inside the brain by construction (every tile that "
+        "touches a brain voxel still runs); lowering the overlap changes the tile grid and "
+        "blending, and `--whole` gives the network more context than its training patch, so "
+        "their cost depends on the network. The model is weak (few steps, few "
+        "cases), so Dice to the truth is low for every mode; the agreement columns are the "
+        "measurement.",
+        t3,
+    ]
+    if info:
+        net_gpu = info["tile_tflop"] * info["tiles"]["ours, brain bounding box (as predict)"] * 8
+        parts += [
+            "## The 120 s per case budget",
+            f"Unmeasured on a GPU (none here). The slowest case through the entry point took "
+            f"{worst_entry:.1f} s on this 2-core CPU, all of it CPU-side work (Python and torch "
+            "start-up, reading, resampling, writing) plus a small network; on the challenge's "
+            "machine that part does not get slower. The FOMO-sized network (table above) adds "
+            f"an estimated {net_gpu / ASSUMED_TFLOPS:.2f} s on an H100 even with 8-flip "
+            f"mirroring (and {info['box_s']:.0f} s without mirroring on this CPU, measured). "
+            "Both are far inside 120 s; the first GPU run should replace this estimate with "
+            "a measurement (`predict` logs `seconds` in each case's JSON).",
+        ]
+    text = "\n\n".join(parts) + "\n"
     print(text)
     if args.out:
         args.out.write_text(text)

@@ -61,6 +61,28 @@ def _dicom_session(inputs, folder):
     return folder
 
 
+def test_segmentation_modes_keep_the_output_contract(fomo, tmp_path):
+    """--whole, --brain-only, --mirror, --overlap: same grid, {0,1}, and brain-only is exact."""
+    model, test = fomo["meningioma"]
+    sub, inputs = case_inputs(test)
+    ref = nib.load(inputs["flair"])
+    masks = {}
+    for name, extra in {
+        "default": [],
+        "brain": ["--brain-only"],
+        "whole": ["--whole"],
+        "tta": ["--mirror", "--overlap", "0.25", "--tile-batch", "4", "--no-qc"],
+    }.items():
+        out = tmp_path / name / f"{sub}.nii.gz"
+        assert main(["predict", "-m", str(model), *_flags(inputs), "-o", str(out), *extra]) == 0
+        img = nib.load(out)
+        assert img.shape == ref.shape and np.allclose(img.affine, ref.affine, atol=1e-4)
+        masks[name] = np.asarray(img.dataobj)
+        assert set(np.unique(masks[name]).tolist()) <= {0, 1}
+    assert np.array_equal(masks["brain"], masks["default"])
+    assert not (tmp_path / "tta" / f"{sub}.png").exists()
+
+
 @pytest.mark.parametrize("task", ["infarct", "brainage", "meningioma"])
 def test_dicom_session_matches_nifti_session(fomo, tmp_path, task):
     from brainfoundry.io.volume import read_volume

@@ -70,3 +70,27 @@ def test_mirroring_and_brain_only_tiles():
     same = sliding_window(lambda t: torch.cat([t, -t], 1), x, (16, 16, 16), mirror=True)
     plain = sliding_window(lambda t: torch.cat([t, -t], 1), x, (16, 16, 16))
     assert torch.allclose(same, plain, atol=1e-6)
+
+
+def test_whole_volume_is_one_padded_call_cropped_back():
+    from brainfoundry.inference import stride_divisor, whole_volume
+
+    assert stride_divisor((48, 48, 48)) == 16 and stride_divisor((96, 96, 96)) == 32
+    assert stride_divisor((128, 128, 128)) == 32 and stride_divisor((20, 32, 32)) == 4
+    x = torch.randn(1, 37, 50, 41, generator=torch.Generator().manual_seed(0))
+    shapes = []
+
+    def f(t):
+        shapes.append(tuple(t.shape))
+        return torch.cat([t, 2 * t], 1)
+
+    out = whole_volume(f, x, 16)
+    assert shapes == [(1, 1, 48, 64, 48)]  # one call, padded to multiples of 16
+    assert out.shape == (2, 37, 50, 41) and torch.equal(out[1], 2 * x[0])
+    # a convolution differs from the sliding window only where tile borders cut its
+    # neighbourhood (zero padding inside the volume)
+    torch.manual_seed(0)
+    net = torch.nn.Conv3d(1, 2, 3, padding=1).eval()
+    with torch.no_grad():
+        d = (whole_volume(net, x, 16) - sliding_window(net, x, (16, 16, 16))).abs()
+    assert float((d < 1e-5).float().mean()) > 0.5 and float(d.mean()) < 0.02

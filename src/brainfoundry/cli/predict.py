@@ -34,6 +34,9 @@ def predict(
         0.5, min=0.0, max=0.95, help="Sliding-window overlap (segmentation)."
     ),
     mirror: bool = typer.Option(False, "--mirror", help="Mirroring TTA (8x the time)."),
+    whole: bool = typer.Option(
+        False, "--whole", help="One pass over the whole cropped volume, no tiles (faster)."
+    ),
     tile_batch: int = typer.Option(2, "--tile-batch", min=1, help="Tiles per network call."),
     brain_only: bool = typer.Option(
         False, "--brain-only", help="Skip background tiles (faster; see inference.md)."
@@ -54,7 +57,8 @@ def predict(
     modes = sum([bool(given), session is not None, batch is not None])
     if modes != 1:
         raise ConfigError("give the sequences (--flair …), or --session DIR, or --batch DIR|CSV")
-    kw = {"overlap": overlap, "mirror": mirror, "skip_empty": brain_only, "batch_size": tile_batch}
+    kw = {"overlap": overlap, "mirror": mirror, "skip_empty": brain_only,
+          "batch_size": tile_batch, "whole": whole}  # fmt: skip
     predictor = Predictor(model, device)
     if batch is None:
         inputs = given or session_inputs(session)

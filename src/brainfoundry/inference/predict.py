@@ -103,10 +103,11 @@ class Predictor:
 
     @torch.no_grad()
     def predict(self, inputs: dict[str, str | Path], *, overlap: float = 0.5,
-                mirror: bool = False, skip_empty: bool = False,
-                batch_size: int = 2) -> dict:  # fmt: skip
+                mirror: bool = False, skip_empty: bool = False, batch_size: int = 2,
+                whole: bool = False) -> dict:  # fmt: skip
         """Outputs of one session: {"kind", "value" or "mask", "uncertainty", ...}.
-        overlap, mirror, skip_empty, batch_size: the sliding window's (segmentation)."""
+        overlap, mirror, skip_empty, batch_size: the sliding window's (segmentation);
+        whole: one pass over the whole cropped volume instead (faster, see inference.md)."""
         from ..data.dataset import _read_padded
         from ..data.preprocess import preprocess_group, restore
         from ..tasks.data import preprocess_config
@@ -125,7 +126,7 @@ class Predictor:
         if kind == "segmentation":
             image = torch.from_numpy(np.stack(chans)).to(self.device)
             sw = {"overlap": overlap, "mirror": mirror, "skip_empty": skip_empty,
-                  "batch_size": batch_size}  # fmt: skip
+                  "batch_size": batch_size, "whole": whole}  # fmt: skip
             probs = [self._segment(m, image, sw) for m in self.members]
             prob = np.mean(probs, axis=0)
             mask = restore((prob > 0.5).astype(np.uint8), pre.geometry, is_label=True)
@@ -177,13 +178,16 @@ class Predictor:
         return out
 
     def _segment(self, m: Member, image, sw: dict) -> np.ndarray:
-        from .sliding_window import sliding_window
+        from .sliding_window import mirrored, sliding_window, stride_divisor, whole_volume
 
         patch = m.card.extra.get("input_size") or m.card.patch_size
 
         def fn(tiles):
             return m.model.predict(tiles)["probs"]
 
+        if sw.pop("whole"):
+            run = mirrored(fn) if sw["mirror"] else fn
+            return whole_volume(run, image, stride_divisor(patch))[1].cpu().numpy()
         return sliding_window(fn, image, patch, **sw)[1].cpu().numpy()
 
 

@@ -100,7 +100,7 @@ def sliding_window(
             for a, b, c in starts
             if bool(image[:, a : a + patch[0], b : b + patch[1], c : c + patch[2]].any())
         ]
-    run = _mirrored(predict) if mirror else predict
+    run = mirrored(predict) if mirror else predict
     for i in range(0, len(starts), batch_size):
         chunk = starts[i : i + batch_size]
         tiles = torch.stack(
@@ -132,7 +132,7 @@ def sliding_window(
 FLIPS = [dims for r in range(4) for dims in itertools.combinations((2, 3, 4), r)]
 
 
-def _mirrored(predict: Callable[[torch.Tensor], torch.Tensor]):
+def mirrored(predict: Callable[[torch.Tensor], torch.Tensor]):
     """`predict` averaged over the 8 flips of the three spatial axes (nnU-Net's mirroring)."""
 
     def run(tiles: torch.Tensor) -> torch.Tensor:
@@ -145,3 +145,32 @@ def _mirrored(predict: Callable[[torch.Tensor], torch.Tensor]):
         return acc / len(FLIPS)
 
     return run
+
+
+def whole_volume(
+    predict: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, divisor: int = 32
+) -> torch.Tensor:
+    """`predict` over the whole `image` [C, D, H, W] in one call (no tiles): zero-padded to a
+    multiple of `divisor` (the network's total stride), cropped back. Each voxel is computed
+    once instead of ~(1 / (1 - overlap))³ times, at the memory of the whole volume; the
+    network sees more context than its training patch, an accuracy cost that
+    benchmarks/results/inference.md measures."""
+    if image.ndim != 4:
+        raise ValueError(f"whole_volume: expected image [C, D, H, W], got {tuple(image.shape)}")
+    size = list(image.shape[1:])
+    pad = [(-s) % divisor for s in size]
+    lo = [p // 2 for p in pad]
+    spec: list[int] = []
+    for axis in reversed(range(3)):
+        spec += [lo[axis], pad[axis] - lo[axis]]
+    out = predict(F.pad(image, spec)[None])[0].float()
+    return out[(slice(None), *(slice(a, a + s) for a, s in zip(lo, size)))]
+
+
+def stride_divisor(patch: Sequence[int], cap: int = 32) -> int:
+    """The largest power of two dividing every patch side, at most `cap`: a size the network
+    accepts, since its training patch was one."""
+    d = 1
+    while d < cap and all(int(p) % (2 * d) == 0 for p in patch):
+        d *= 2
+    return d
