@@ -97,7 +97,11 @@ def test_shards_then_merge_equal_one_run(tmp_path, fomo60k):
 
 
 def test_parallel_workers_give_the_same_store(tmp_path, fomo60k):
+    import torch
+
+    threads = torch.get_num_threads()
     prepare(fomo60k, tmp_path / "a", CFG, progress=False)
+    assert torch.get_num_threads() == threads  # an in-process prepare leaves the caller's BLAS
     prepare(fomo60k, tmp_path / "b", CFG, progress=False, workers=2)
     a, b = Store(tmp_path / "a"), Store(tmp_path / "b")
     for sid in a.manifest["scan_id"]:

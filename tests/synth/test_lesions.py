@@ -110,3 +110,18 @@ def test_dwi_and_adc_share_one_acquisition(anat):
     acq = s.meta["acquisition"]
     assert acq["dwi_b1000"] == acq["adc"]
     assert acq["dwi_b1000"]["slice_mm"] > 2 * anat.res / 6.0 * 1.5  # clinical: thick slices
+
+
+def test_dwi_artefact_finds_a_site_at_1mm():
+    # at 1 mm the brain mask is binary (no partial-volume band): the artefact site comes from
+    # the smoothed mask's edge instead of failing with "no candidate voxel"
+    from brainfoundry.synth.anatomy import build_anatomy
+    from brainfoundry.synth.fields import identity_coords
+    from brainfoundry.synth.lesions import dwi_artefact
+
+    a = build_anatomy(1.0)
+    les = dwi_artefact(np.random.default_rng(0), a, identity_coords(a.shape))
+    assert (les.fraction > 0.5).any()
+    i, j, k = np.round(a.voxel(np.array(les.meta["centre_mm"]))).astype(int)
+    assert a.mask[i, j, k] > 0.3  # centred on brain at its edge (an air/tissue interface)
+    assert les.meta["centre_mm"][2] < -5

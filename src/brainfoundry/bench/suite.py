@@ -80,7 +80,9 @@ class Suite:
                 raise ConfigError(
                     f"{where}: backbone {b!r} must read family:size, e.g. resenc:mini"
                 )
-        for stage, known in ((self.pretrain, OBJECTIVES), (self.finetune, self.tasks)):
+        # a per-task override may name a task the suite leaves out (a `tasks=[...]` override)
+        task_keys = [*TASKS, *(t for t in (*self.tasks, *self.data.tasks) if t not in TASKS)]
+        for stage, known in ((self.pretrain, OBJECTIVES), (self.finetune, task_keys)):
             odd = sorted(set(stage.per_key) - set(known))
             if odd:
                 raise ConfigError(f"{where}: per_key names {odd}, not among {list(known)}")

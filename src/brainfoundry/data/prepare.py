@@ -90,13 +90,18 @@ def _error(path: str, problem: str, entry: ScanEntry | None = None) -> dict:
     return err
 
 
+def _one_thread() -> None:
+    """Worker processes: parallelism is across sessions, one BLAS thread each. (Set here, not
+    in `process_session`, so an in-process prepare leaves the caller's thread count alone.)"""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def process_session(
     ents: list[ScanEntry], store: str, cfg: PrepareConfig
 ) -> tuple[int, list[dict]]:
     """Preprocess one session into the store. Returns (scans written, errors)."""
-    import torch
-
-    torch.set_num_threads(1)
     root = Path(store)
     errors: list[dict] = []
     vols: list[tuple[ScanEntry, Volume]] = []
@@ -248,7 +253,9 @@ def prepare(
     else:
         import multiprocessing as mp
 
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=mp.get_context("spawn"), initializer=_one_thread
+        ) as pool:
             futs = [pool.submit(process_session, s, str(store), cfg) for s in todo]
             for f in as_completed(futs):
                 written, errs = f.result()

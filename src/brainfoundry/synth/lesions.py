@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .anatomy import Anatomy
 from .contrast import Lesion
@@ -281,7 +282,11 @@ def dwi_artefact(rng: np.random.Generator, anat: Anatomy, coords: torch.Tensor) 
 
     def band(a: Anatomy) -> torch.Tensor:
         w = a.world_grid()
-        return (a.mask > 0.3) & (a.mask < 0.8) & (w[..., 2] < -5) & (w[..., 1] > -15)
+        soft = a.mask
+        if not ((soft > 0.3) & (soft < 0.8)).any():  # 1 mm: a binary mask, no partial volume
+            k = max(3, int(round(4.0 / a.res)) | 1)
+            soft = F.avg_pool3d(soft[None, None].float(), k, stride=1, padding=k // 2)[0, 0]
+        return (soft > 0.3) & (soft < 0.8) & (a.mask > 0.3) & (w[..., 2] < -5) & (w[..., 1] > -15)
 
     centre = pick_voxel(rng, anat.candidates("dwi_artefact", band))
     r = rng.uniform(3.0, 8.0) / anat.res
