@@ -39,13 +39,13 @@ def test_prepare_cli_end_to_end(tmp_path, fomo60k, capsys):
             "-q",
             "-j",
             "2",
-            "preprocess.clip_percentiles=null",
+            "preprocess.clip_percentiles=[1,99]",
         ]
     )
     assert rc == 0
     out = capsys.readouterr().out
     assert "9 scans written, 0 errors" in out
-    assert "clip_percentiles: null" in (store / "prepare.yaml").read_text()
+    assert "clip_percentiles:\n  - 1.0\n  - 99.0" in (store / "prepare.yaml").read_text()
     assert len(pd.read_parquet(store / "manifest.parquet")) == 9
     assert main(["store-info", str(store)]) == 0
     info = json.loads(capsys.readouterr().out)

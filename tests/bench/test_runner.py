@@ -70,6 +70,11 @@ def test_every_stage_writes_its_artefacts(tiny_run):
     assert "data:image/png;base64" in html and "Primary metric" in html
     assert any(line.startswith("[pretrain]") for line in lines)
     assert set(tables) >= {"results", "paired", "ranking", "primary", "verdict"}
+    # the compute table: one pretraining run, every cell timed, and how to reproduce
+    md = (out / "results.md").read_text()
+    assert "| pretrain | resenc:tiny mae | 1 |" in md
+    n_cells = sum(f"| fine-tune + evaluate | {t} |" in md for t in suite.tasks)
+    assert n_cells == 3 and "brainfoundry bench --suite" in md
 
 
 @pytest.mark.slow

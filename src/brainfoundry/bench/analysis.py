@@ -233,6 +233,44 @@ def figures(results: pd.DataFrame, fig_dir: Path) -> list[Path]:
     return paths
 
 
+def compute(suite: Suite, out: Path) -> pd.DataFrame:
+    """Seconds each stage took, from the markers the runner wrote (wall time on this machine)."""
+    rows = []
+    for backbone in suite.backbones:
+        for obj in (o for o in suite.objectives if o != "scratch"):
+            done = out / "pretrain" / backbone.replace(":", "-") / obj / "done.json"
+            if done.exists():
+                secs = json.loads(done.read_text()).get("seconds")
+                rows.append({"stage": "pretrain", "what": f"{backbone} {obj}", "cells": 1,
+                             "seconds": secs, "median per cell": secs})  # fmt: skip
+    per: dict[str, list[float]] = {}
+    for cell in suite.cells():
+        done = out / cell.path / "done.json"
+        if done.exists():
+            rec = json.loads(done.read_text())
+            per.setdefault(cell.task, []).append(
+                rec["finetune_seconds"] + rec.get("evaluate_seconds", 0.0)
+            )
+    for task, secs in per.items():
+        rows.append({"stage": "fine-tune + evaluate", "what": task, "cells": len(secs),
+                     "seconds": sum(secs), "median per cell": float(np.median(secs))})  # fmt: skip
+    df = pd.DataFrame(rows, columns=["stage", "what", "cells", "seconds", "median per cell"])
+    if not df.empty:
+        df.loc[len(df)] = ["total (without data + prepare)", "", int(df["cells"].sum()),
+                           float(df["seconds"].sum()), float("nan")]  # fmt: skip
+    return df
+
+
+def _machine() -> str:
+    import os
+    import platform
+
+    import torch
+
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
+
+
 def analyse(suite: Suite, out: str | Path) -> dict[str, pd.DataFrame]:
     """Write every table and the report from the finished cells (partial suites too)."""
     out = Path(out)
@@ -259,6 +297,10 @@ def analyse(suite: Suite, out: str | Path) -> dict[str, pd.DataFrame]:
         _md(ranks),
         "## Every paired difference (gain > 0: pretraining helped)\n",
         _md(pairs.drop(columns=["diff"]) if not pairs.empty else pairs),
+        "## Compute (wall seconds on the machine that ran the cells)\n",
+        f"Machine: {_machine()}. Reproduce: `brainfoundry bench --suite {suite.name} -o DIR` "
+        "(finished stages are skipped; `--report-only` rebuilds these tables).\n",
+        _md(compute(suite, out).map(lambda v: f"{v:.0f}" if isinstance(v, float) else v)),
     ]
     text = "\n".join(md)
     atomic_write_text(out / "results.md", text)

@@ -30,7 +30,11 @@ class PreprocessConfig:
     crop_foreground: bool = True
     crop_margin: int = 2  # voxels kept around the foreground box
     normalization: Literal["zscore", "none"] = "zscore"
-    clip_percentiles: tuple[float, float] | None = (0.5, 99.5)
+    # None = plain foreground z-score, nnU-Net's choice for MRI. Clipping at (0.5, 99.5) made
+    # small bright lesions equal to every scan's bright tail: on synthetic 4 mm DWI 40-50% of
+    # infarct voxels sat at the 99.5% cap and few-shot infarct probes fell to chance (0.56 vs
+    # 0.65 AUROC unclipped, random-conv features, 32 cases, shifted test; README, issue 7)
+    clip_percentiles: tuple[float, float] | None = None
     dtype: Literal["float16", "float32"] = "float16"
 
 
