@@ -32,11 +32,16 @@ def _workers() -> int:
 
 
 @contextlib.contextmanager
-def _quiet():
-    """Silence the stages' own prints and bars; the suite shows one line per unit instead."""
+def _quiet(bars: bool = False):
+    """Silence the stages' own prints (the suite logs one line per unit instead); with `bars`
+    their progress bars (stderr) stay visible."""
     buf = io.StringIO()
-    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-        yield buf
+    with contextlib.redirect_stdout(buf):
+        if bars:
+            yield buf
+        else:
+            with contextlib.redirect_stderr(buf):
+                yield buf
 
 
 def _check_suite(suite: Suite, out: Path) -> None:
@@ -57,7 +62,9 @@ def _check_suite(suite: Suite, out: Path) -> None:
     save_config(suite, path)
 
 
-def _synth(kind: str, out: Path, n: int, n_test: int | None, seed: int, suite: Suite) -> Path:
+def _synth(
+    kind: str, out: Path, n: int, n_test: int | None, seed: int, suite: Suite, progress: bool
+) -> Path:
     from ..synth.config import SynthConfig
     from ..synth.writers import generate
 
@@ -69,12 +76,14 @@ def _synth(kind: str, out: Path, n: int, n_test: int | None, seed: int, suite: S
         kind=kind, n=n, n_test=n_test, resolution=float(s.resolution), seed=seed, shift=s.shift,
         difficulty=s.difficulty, workers=_workers(), qc=False,
     )  # fmt: skip
-    with _quiet():
-        generate(cfg, out, progress=False, force=True)
+    with _quiet(progress):
+        generate(cfg, out, progress=progress, force=True)
     return out
 
 
-def make_data(suite: Suite, out: Path, log=print) -> tuple[Path | None, dict[str, Path]]:
+def make_data(
+    suite: Suite, out: Path, log=print, progress: bool = False
+) -> tuple[Path | None, dict[str, Path]]:
     """(pretraining corpus or None, {task: folder with finetune/ and test/})."""
     needs_pretrain = any(o != "scratch" for o in suite.objectives)
     s = suite.data.synth
@@ -89,30 +98,36 @@ def make_data(suite: Suite, out: Path, log=print) -> tuple[Path | None, dict[str
     pre = None
     if needs_pretrain:
         n = s.pretrain_subjects
-        pre = _synth("pretrain", out / "data/pretrain", n, None, s.seed * 10, suite)
+        pre = _synth("pretrain", out / "data/pretrain", n, None, s.seed * 10, suite, progress)
     tasks = {}
     for task in suite.tasks:
         seed = s.seed * 10 + 1 + TASKS.index(task)  # every dataset its own subjects
-        tasks[task] = _synth(task, out / "data" / task, s.finetune_cases, s.test_cases, seed, suite)
+        tasks[task] = _synth(
+            task, out / "data" / task, s.finetune_cases, s.test_cases, seed, suite, progress
+        )
     log(f"[data] synthetic corpus and {len(tasks)} task(s) at {s.resolution} mm "
         f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
     return pre, tasks
 
 
-def prepare_pretrain(suite: Suite, raw: Path, out: Path, log=print) -> Path:
+def prepare_pretrain(suite: Suite, raw: Path, out: Path, log=print, progress=False) -> Path:
     from ..data.prepare import PrepareConfig, prepare
     from ..data.preprocess import PreprocessConfig
 
     store = out / "store/pretrain"
     t0 = time.perf_counter()
     pre = PreprocessConfig(spacing=tuple(float(v) for v in suite.data.spacing))
-    with _quiet():
-        res = prepare(raw, store, PrepareConfig(preprocess=pre), workers=_workers(), progress=False)
+    with _quiet(progress):
+        res = prepare(
+            raw, store, PrepareConfig(preprocess=pre), workers=_workers(), progress=progress
+        )
     log(f"[prepare] {res.n_scans} scans -> {store} ({time.perf_counter() - t0:.0f} s)")
     return store
 
 
-def pretrain_run(suite: Suite, store: Path, backbone: str, objective: str, out: Path, log=print):
+def pretrain_run(
+    suite: Suite, store: Path, backbone: str, objective: str, out: Path, log=print, progress=False
+):
     """The pretrained run for one (backbone, objective); skipped when already finished."""
     from ..ssl.pretrain import load_pretrain_config, pretrain
 
@@ -122,13 +137,13 @@ def pretrain_run(suite: Suite, store: Path, backbone: str, objective: str, out: 
         return run
     st = suite.pretrain
     ovr = [f"store={store}", f"objective.method={objective}", f"model.backbone={fam}",
-           f"model.preset={size}", "train.progress=false"]  # fmt: skip
+           f"model.preset={size}", f"train.progress={str(progress).lower()}"]  # fmt: skip
     if st.steps is not None:
         ovr.append(f"train.steps={st.steps}")
     extra = list(st.overrides) + list(st.per_key.get(objective, []))
     cfg = load_pretrain_config(st.preset, None, ovr + extra)
     t0 = time.perf_counter()
-    with _quiet():
+    with _quiet(progress):
         res = pretrain(cfg, run, resume=True)
     secs = time.perf_counter() - t0
     atomic_write_text(run / "done.json", json.dumps({"seconds": secs, **_jsonable(res)}, indent=2))
@@ -190,15 +205,16 @@ def run_suite(suite: Suite, out: str | Path, *, log=print, progress: bool = True
     out = Path(out)
     _check_suite(suite, out)
     t_start = time.perf_counter()
-    raw_pre, task_dirs = make_data(suite, out, log)
+    raw_pre, task_dirs = make_data(suite, out, log, progress)
     inits: dict[tuple[str, str], str] = {}
     pretrained = [o for o in suite.objectives if o != "scratch"]
     if pretrained:
         assert raw_pre is not None
-        store = prepare_pretrain(suite, raw_pre, out, log)
+        store = prepare_pretrain(suite, raw_pre, out, log, progress)
         for backbone in suite.backbones:
             for obj in pretrained:
-                inits[(backbone, obj)] = str(pretrain_run(suite, store, backbone, obj, out, log))
+                run = pretrain_run(suite, store, backbone, obj, out, log, progress)
+                inits[(backbone, obj)] = str(run)
     cells = suite.cells()
     bar = tqdm(cells, desc="fine-tune + evaluate", unit="cell", disable=not progress)
     for cell in bar:

@@ -40,6 +40,7 @@ def bench(
     report_only: bool = typer.Option(
         False, "--report-only", help="Only rebuild the tables and report from finished cells."
     ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     overrides: list[str] = typer.Argument(None, help="Suite overrides a.b=c (e.g. seeds=[0,1])."),
 ) -> None:
     """Run a benchmark suite: objectives × backbones × tasks × shots × seeds, resumable."""
@@ -52,7 +53,7 @@ def bench(
         tables = analyse(s, output)
     else:
         typer.echo(f"suite {s.name}: {len(s.cells())} cells; {s.expected}")
-        tables = run_suite(s, output, log=typer.echo)
+        tables = run_suite(s, output, log=typer.echo, progress=not quiet)
     _print_summary(tables, output)
 
 
@@ -61,6 +62,7 @@ def demo(
     output: Path = typer.Option(
         Path("runs/demo"), "--output", "-o", help="Demo folder (resumable)."
     ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     overrides: list[str] = typer.Argument(None, help="Suite overrides a.b=c (e.g. shots=[8])."),
 ) -> None:
     """The whole pipeline on generated data in minutes on a CPU: synth → prepare → pretrain →
@@ -70,5 +72,5 @@ def demo(
 
     s = load_suite("demo", overrides)
     typer.echo(f"demo: {s.description}")
-    _print_summary(run_suite(s, output, log=typer.echo), output)
+    _print_summary(run_suite(s, output, log=typer.echo, progress=not quiet), output)
     typer.echo(DEMO_LAYOUT.format(out=output))
