@@ -1,12 +1,13 @@
-"""Regenerate every speed/memory table of the project, one benchmark after another (each in its
+"""Regenerate every benchmark table of the project, one benchmark after another (each in its
 own process, so none shares memory or threads with another), peers measured in the same run.
 
-    .venv/bin/python -m benchmarks.run_all            # all of them (~25 min on 2 cores)
+    .venv/bin/python -m benchmarks.run_all            # all of them (~30 min on 2 cores)
     .venv/bin/python -m benchmarks.run_all store synth  # some of them
 
 Needs the `bench` extra for the peers (`pip install -e ".[bench]"`, then nnU-Net without its
-dependencies: see pyproject.toml). Run it on an otherwise idle machine: the tables are timings.
-Writes benchmarks/results/<name>.md and an index, benchmarks/results/README.md.
+dependencies: see pyproject.toml). Run it on an otherwise idle machine: the tables are timings
+(but clip's, which are accuracies). Writes benchmarks/results/<name>.md and an index,
+benchmarks/results/README.md.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], str, str]] = {
         "MONAI sliding_window_inference",
     ),  # fmt: skip
     "gpu_estimates": ("bench_gpu_estimates", [], "GPU presets: counted FLOPs and memory", "—"),
+    "clip": ("bench_clip", [], "intensity clipping vs none: few-shot infarct AUROC", "—"),
 }
 STDOUT_ONLY = {"backbones"}  # prints its table; the file gets a header written here
 
