@@ -298,7 +298,8 @@ def analyse(suite: Suite, out: str | Path) -> dict[str, pd.DataFrame]:
         "## Every paired difference (gain > 0: pretraining helped)\n",
         _md(pairs.drop(columns=["diff"]) if not pairs.empty else pairs),
         "## Compute (wall seconds on the machine that ran the cells)\n",
-        f"Machine that wrote this report: {_machine()}. Reproduce: `brainfoundry bench --suite {suite.name} -o DIR` "
+        f"Machine that wrote this report: {_machine()}. Reproduce: "
+        f"`brainfoundry bench --suite {suite.name} -o DIR` "
         "(finished stages are skipped; `--report-only` rebuilds these tables).\n",
         _md(compute(suite, out).map(lambda v: _fmt(v, 0) if isinstance(v, float) else v)),
     ]
