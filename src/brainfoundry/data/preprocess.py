@@ -31,9 +31,9 @@ class PreprocessConfig:
     crop_margin: int = 2  # voxels kept around the foreground box
     normalization: Literal["zscore", "none"] = "zscore"
     # None = plain foreground z-score, nnU-Net's choice for MRI. Clipping at (0.5, 99.5) made
-    # small bright lesions equal to every scan's bright tail: on synthetic 4 mm DWI 40-50% of
-    # infarct voxels sat at the 99.5% cap and few-shot infarct probes fell to chance (0.56 vs
-    # 0.65 AUROC unclipped, random-conv features, 32 cases, shifted test; README, issue 7)
+    # small bright lesions equal to every scan's bright tail: on synthetic 4 mm DWI, 53% of
+    # infarct voxels sat at the cap, and 32-case infarct probes on the shifted test scored
+    # 0.67 vs 0.74 AUROC (DWI quantiles), 0.57 vs 0.67 (random conv) (benchmarks/results/clip.md)
     clip_percentiles: tuple[float, float] | None = None
     dtype: Literal["float16", "float32"] = "float16"
 
