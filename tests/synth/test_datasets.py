@@ -142,3 +142,41 @@ def test_clinical_split_differs_measurably_from_source(tmp_path):
     assert len(ratio["test"]) == 4
     assert max(ratio["test"]) < min(ratio["finetune"])
     assert np.mean(ratio["test"]) < 0.9 * np.mean(ratio["finetune"])
+
+
+@pytest.mark.slow
+def test_pool_workers_exit_when_their_parent_is_killed(tmp_path):
+    # the worker pool is kept between `generate` calls and stopped at exit; a parent killed by
+    # a signal runs no exit handler, so each worker watches its parent and ends with it
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import os, sys, time\n"
+        "from brainfoundry.synth import SynthConfig, generate\n"
+        "from brainfoundry.synth.writers import _POOL\n"
+        f"cfg = SynthConfig(kind='brainage', n=2, n_test=None, resolution={RES}, seed=1, "
+        "qc=False, workers=2)\n"
+        f"generate(cfg, {str(tmp_path / 'out')!r}, progress=False)\n"
+        "print(*_POOL['pool']._processes, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in proc.stdout.readline().split()]
+    assert len(pids) == 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    def alive(pid: int) -> bool:  # a zombie (exited, not yet reaped) counts as gone
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 30
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not any(alive(p) for p in pids)

@@ -85,6 +85,8 @@ def make_data(
     suite: Suite, out: Path, log=print, progress: bool = False
 ) -> tuple[Path | None, dict[str, Path]]:
     """(pretraining corpus or None, {task: folder with finetune/ and test/})."""
+    from ..synth.writers import shutdown_pool
+
     needs_pretrain = any(o != "scratch" for o in suite.objectives)
     s = suite.data.synth
     if s is None:
@@ -105,6 +107,7 @@ def make_data(
         tasks[task] = _synth(
             task, out / "data" / task, s.finetune_cases, s.test_cases, seed, suite, progress
         )
+    shutdown_pool()  # the synth workers are not needed for the rest of the suite
     log(f"[data] synthetic corpus and {len(tasks)} task(s) at {s.resolution} mm "
         f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
     return pre, tasks

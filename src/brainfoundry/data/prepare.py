@@ -23,6 +23,7 @@ from ..errors import BrainFoundryError, InputError
 from ..io.atomic import atomic_path, atomic_write_text
 from ..io.layouts import ScanEntry, discover
 from ..io.volume import Volume, read_volume
+from ..workers import init_worker
 from .arrays import ArrayFormat, write_array
 from .preprocess import PreprocessConfig, preprocess_group
 from .store import merge, scan_id
@@ -88,14 +89,6 @@ def _error(path: str, problem: str, entry: ScanEntry | None = None) -> dict:
     if entry is not None:
         err.update(subject=entry.subject, session=entry.session, sequence=entry.sequence)
     return err
-
-
-def _one_thread() -> None:
-    """Worker processes: parallelism is across sessions, one BLAS thread each. (Set here, not
-    in `process_session`, so an in-process prepare leaves the caller's thread count alone.)"""
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def process_session(
@@ -254,7 +247,7 @@ def prepare(
         import multiprocessing as mp
 
         with ProcessPoolExecutor(
-            workers, mp_context=mp.get_context("spawn"), initializer=_one_thread
+            workers, mp_context=mp.get_context("spawn"), initializer=init_worker
         ) as pool:
             futs = [pool.submit(process_session, s, str(store), cfg) for s in todo]
             for f in as_completed(futs):

@@ -75,11 +75,10 @@ def run_job(job: Job, out: str, kind: str, res: float) -> dict:
 
 
 def _init_worker(anat: object) -> None:
-    import torch
-
+    from ..workers import init_worker
     from .anatomy import adopt_anatomy
 
-    torch.set_num_threads(1)
+    init_worker()
     adopt_anatomy(anat)  # type: ignore[arg-type]
 
 
