@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        cpu = next(ln.split(":", 1)[1].strip() for ln in out.splitlines() if "Model name" in ln)
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        pass
-    import torch
-
-    threads = torch.get_num_threads()
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({threads} threads)"
+from brainfoundry.bench.machine import machine  # noqa: F401  (re-exported for the benchmarks)
 
 
 def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:

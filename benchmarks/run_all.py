@@ -1,7 +1,7 @@
 """Regenerate every benchmark table of the project, one benchmark after another (each in its
 own process, so none shares memory or threads with another), peers measured in the same run.
 
-    .venv/bin/python -m benchmarks.run_all            # all of them (~30 min on 2 cores)
+    .venv/bin/python -m benchmarks.run_all            # all of them (each table states its own run)
     .venv/bin/python -m benchmarks.run_all store synth  # some of them
 
 Needs the `bench` extra for the peers (`pip install -e ".[bench]"`, then nnU-Net without its

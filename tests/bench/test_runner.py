@@ -75,6 +75,18 @@ def test_every_stage_writes_its_artefacts(tiny_run):
     assert "| pretrain | resenc:tiny mae | 1 |" in md
     n_cells = sum(f"| fine-tune + evaluate | {t} |" in md for t in suite.tasks)
     assert n_cells == 3 and "brainfoundry bench --suite" in md
+    from brainfoundry.synth.writers import _POOL
+
+    assert "pool" not in _POOL  # the synth workers were stopped after the data stage
+
+
+@pytest.mark.slow
+def test_cli_shows_progress_bars_unless_quiet(tiny_run, capsys):
+    _, out, _, _ = tiny_run  # finished: every stage is skipped, only the cell bar runs
+    assert main(["bench", "--suite", "demo", "-o", str(out), *TINY]) == 0
+    assert "fine-tune + evaluate" in capsys.readouterr().err
+    assert main(["bench", "--suite", "demo", "-o", str(out), "-q", *TINY]) == 0
+    assert "fine-tune + evaluate" not in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -113,7 +125,9 @@ def test_demo_cli_prints_the_summary_and_the_layout(tmp_path, capsys):
     out = tmp_path / "demo"
     rc = main(["demo", "-o", str(out), *TINY, "tasks=[brainage]"])
     assert rc == 0
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
+    assert "synth brainage" in captured.err  # every stage shows its progress bar
     assert "Test-set results" in text and "brainage" in text
     assert "report.html" in text and "cells/" in text  # the documented output folder
     res = pd.read_csv(out / "results.csv")

@@ -116,3 +116,22 @@ def test_session_scans_must_share_a_grid(mni):
         preprocess_group(
             [Volume(data, affine, "a")], PreprocessConfig(), Volume(data[1:], affine, "s")
         )
+
+
+def test_default_keeps_a_small_bright_lesion_above_the_bright_tail(mni):
+    # the default z-score does not clip: a lesion of 0.2% of the brain, twice as bright as the
+    # brightest tissue, stays brighter than everything else (clipping at 99.5% flattened it)
+    data, affine = mni
+    spacing = tuple(float(v) for v in np.abs(np.diag(affine))[:3])
+    d = data.astype(np.float32).copy()
+    fg = np.argwhere(d > 0.05 * d.max())
+    pick = np.random.default_rng(0).choice(len(fg), max(3, len(fg) // 500), replace=False)
+    d[tuple(fg[pick].T)] = 2.0 * d.max()
+    n = len(pick)
+    for cfg, on_top in (
+        (PreprocessConfig(spacing=spacing, dtype="float32"), True),
+        (PreprocessConfig(spacing=spacing, dtype="float32", clip_percentiles=(0.5, 99.5)), False),
+    ):
+        x = preprocess_group([Volume(d, affine)], cfg).images[0]
+        vals = np.sort(x[x != 0])
+        assert bool(vals[-n] > vals[-n - 1] + 1.0) is on_top, cfg.clip_percentiles

@@ -23,6 +23,7 @@ from ..evaluation import fomo25_ranking, higher_is_better, paired_bootstrap_diff
 from ..evaluation.metrics import auroc, mae, pearson_r
 from ..evaluation.statistics import case_mean
 from ..io.atomic import atomic_write_text
+from .machine import machine
 from .suite import Suite
 
 # the metrics each task is ranked on (FACTS.md) and that paired differences are reported for
@@ -261,16 +262,6 @@ def compute(suite: Suite, out: Path) -> pd.DataFrame:
     return df
 
 
-def _machine() -> str:
-    import os
-    import platform
-
-    import torch
-
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
-            f"torch {torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
-
-
 def analyse(suite: Suite, out: str | Path) -> dict[str, pd.DataFrame]:
     """Write every table and the report from the finished cells (partial suites too)."""
     out = Path(out)
@@ -298,7 +289,7 @@ def analyse(suite: Suite, out: str | Path) -> dict[str, pd.DataFrame]:
         "## Every paired difference (gain > 0: pretraining helped)\n",
         _md(pairs.drop(columns=["diff"]) if not pairs.empty else pairs),
         "## Compute (wall seconds on the machine that ran the cells)\n",
-        f"Machine that wrote this report: {_machine()}. Reproduce: "
+        f"Machine that wrote this report: {machine()}. Reproduce: "
         f"`brainfoundry bench --suite {suite.name} -o DIR` "
         "(finished stages are skipped; `--report-only` rebuilds these tables).\n",
         _md(compute(suite, out).map(lambda v: _fmt(v, 0) if isinstance(v, float) else v)),
