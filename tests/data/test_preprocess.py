@@ -106,6 +106,33 @@ def test_zscore_on_foreground_background_zero(mni):
     assert np.all(x[~m] == 0)
 
 
+def test_quantile_normalisation_ignores_monotone_contrast_changes(mni):
+    """A vendor-like monotone change of tissue contrast (gamma, scale, offset) leaves the
+    quantile-normalised scan unchanged, where the z-scored one moves."""
+    from brainfoundry.data.preprocess import foreground_mask, quantile_normal, zscore
+
+    data, _ = mni
+    m = foreground_mask(data)
+    shifted = np.where(m, 3.0 * np.power(data / data.max(), 0.6) + 0.2, 0.0)
+    qa, qb = (quantile_normal(d, m)[0] for d in (data, shifted))
+    assert np.all(qa[~m] == 0) and abs(qa[m].mean()) < 0.05 and abs(qa[m].std() - 1) < 0.1
+    assert np.abs(qa - qb).max() < 1e-6
+    za, zb = (zscore(d, m, None)[0] for d in (data, shifted))
+    assert np.abs(za - zb).max() > 0.3
+    pre = preprocess_group(
+        [Volume(data, _)], PreprocessConfig(spacing=(6, 6, 6), normalization="quantile")
+    )
+    x = pre.images[0].astype(np.float32)
+    assert np.all(x[~pre.fg_mask] == 0) and abs(x[pre.fg_mask].mean()) < 0.05
+
+
+def test_quantile_refuses_clipping():
+    from brainfoundry.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="clip_percentiles"):
+        PreprocessConfig(normalization="quantile", clip_percentiles=(0.5, 99.5))
+
+
 def test_session_scans_must_share_a_grid(mni):
     data, affine = mni
     with pytest.raises(InputError, match="not co-registered"):

@@ -119,7 +119,10 @@ def prepare_pretrain(suite: Suite, raw: Path, out: Path, log=print, progress=Fal
 
     store = out / "store/pretrain"
     t0 = time.perf_counter()
-    pre = PreprocessConfig(spacing=tuple(float(v) for v in suite.data.spacing))
+    pre = PreprocessConfig(
+        spacing=tuple(float(v) for v in suite.data.spacing),
+        normalization=suite.data.normalization,  # type: ignore[arg-type]
+    )
     with _quiet(progress):
         res = prepare(
             raw, store, PrepareConfig(preprocess=pre), workers=_workers(), progress=progress
@@ -173,7 +176,7 @@ def run_cell(suite: Suite, cell: Cell, init: str, task_dir: Path, out: Path) -> 
     spacing = ",".join(str(float(v)) for v in suite.data.spacing)
     ovr = [f"task={cell.task}", f"init={init}", f"seeds=[{cell.seed}]", f"shots={cell.shots}",
            f"model.backbone={fam}", f"model.preset={size}", f"data.spacing=[{spacing}]",
-           "train.progress=false"]  # fmt: skip
+           f"data.normalization={suite.data.normalization}", "train.progress=false"]  # fmt: skip
     if st.steps is not None:
         ovr.append(f"train.steps={st.steps}")
     extra = list(st.overrides) + list(st.per_key.get(cell.task, []))

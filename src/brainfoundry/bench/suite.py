@@ -41,6 +41,7 @@ class SuiteData:
     pretrain: str | None = None
     tasks: dict[str, str] = field(default_factory=dict)
     spacing: list[float] = field(default_factory=lambda: [4.0, 4.0, 4.0])
+    normalization: str = "quantile"  # preprocess.normalization of every store (scratch too)
 
 
 @dataclass

@@ -36,6 +36,7 @@ PRESETS = ("cpu-tiny", "cpu-small", "gpu-base")
 @dataclass
 class FinetuneData:
     spacing: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])  # scratch only
+    normalization: str = "quantile"  # scratch only (preprocess.normalization)
     volume_shape: list[int] | None = None  # case-level input box; None: fits every brain
     patch_size: list[int] = field(default_factory=lambda: [64, 64, 64])  # segmentation
     augment: str = "light"
@@ -101,7 +102,7 @@ def finetune(
     if cfg.init != "scratch":
         init_card = ModelCard.load(Path(cfg.init) / "card.json")
     spacing = (init_card.spacing if init_card and init_card.spacing else None) or cfg.data.spacing
-    norm = init_card.normalization if init_card else None
+    norm = init_card.normalization if init_card else {"normalization": cfg.data.normalization}
     store = prepare_task_data(data, store_dir or out / "store", preprocess_config(spacing, norm))
     cases = case_table(store, spec)
     log(f"{spec.name}: {len(cases)} labelled fine-tuning cases at {list(spacing)} mm")

@@ -70,7 +70,14 @@ def pretrain_plan(card: ModelCard, patch: list[int]) -> dict[str, Any]:
     spacing = list(card.spacing or [1.0, 1.0, 1.0])
     style = "onemmiso" if spacing == [1.0, 1.0, 1.0] else "median"
     c = card.in_channels
-    zscore = card.normalization.get("scheme", "zscore") == "zscore"
+    norm = card.normalization
+    scheme = norm.get("normalization", norm.get("scheme", "zscore"))
+    if scheme == "quantile":
+        raise ConfigError(
+            "export --to nnssl: this run was pretrained on quantile-normalised scans, which "
+            "nnU-Net/nnssl cannot reproduce; pretrain with preprocess normalization=zscore"
+        )
+    zscore = scheme == "zscore"
     config = {
         "data_identifier": f"brainfoundry_{style}",
         "preprocessor_name": "DefaultPreprocessor",
