@@ -36,7 +36,7 @@ PRESETS = ("cpu-tiny", "cpu-small", "gpu-base")
 @dataclass
 class FinetuneData:
     spacing: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])  # scratch only
-    normalization: str = "quantile"  # scratch only (preprocess.normalization)
+    normalization: str = "zscore"  # scratch only (preprocess.normalization; a suite sets it)
     volume_shape: list[int] | None = None  # case-level input box; None: fits every brain
     patch_size: list[int] = field(default_factory=lambda: [64, 64, 64])  # segmentation
     augment: str = "light"

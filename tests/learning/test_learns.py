@@ -1,0 +1,50 @@
+"""Learning, not plumbing: on a small, easy generated task with fixed seeds, a model fine-tuned
+from scratch through the real CLI must clearly beat a model that learned nothing, on held-out
+cases. Quality only; wall time is never asserted."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from brainfoundry.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def _synth(root, task: str, n: int, n_test: int, *extra: str):
+    out = root / task
+    args = ["synth", "task", task, "-o", str(out), "--n", str(n), "--n-test", str(n_test)]
+    assert main([*args, "--resolution", "4", "--seed", "3", "--no-qc", *extra]) == 0
+    return out
+
+
+def _whole_brain_dice(test_dir) -> float:
+    """Mean Dice of marking every brain voxel as lesion: what a model that learned nothing
+    about the lesion scores at best, short of an empty mask (0)."""
+    scores = []
+    for seg in sorted((test_dir / "labels").glob("*/ses_1/seg.nii.gz")):
+        lesion = np.asarray(nib.load(seg).dataobj) > 0
+        flair = test_dir / "preprocessed" / seg.parent.relative_to(test_dir / "labels") / "flair"
+        brain = np.asarray(nib.load(flair.with_suffix(".nii.gz")).dataobj) > 0
+        scores.append(2 * (lesion & brain).sum() / (lesion.sum() + brain.sum()))
+    return float(np.mean(scores))
+
+
+def test_segmentation_learns_the_lesion(tmp_path):
+    """Meningioma masks from 8 cases at 4 mm (400 steps at lr 5e-3): held-out Dice above 0.4,
+    far above the whole-brain mask's."""
+    data = _synth(tmp_path, "meningioma", 12, 6, "--shift=0", "--difficulty=0.2")
+    out = tmp_path / "run"
+    rc = main([
+        "finetune", "--task", "meningioma", "--data", str(data / "finetune"), "-o", str(out),
+        "--shots", "8", "--seeds", "0", "--preset", "cpu-tiny", "data.spacing=[4,4,4]",
+        "train.steps=400", "train.checkpoint_every=200", "model.preset=mini", "optim.lr=0.005",
+        "val_cases=4", "model.channels=stem",
+    ])  # fmt: skip
+    assert rc == 0
+    assert main(["evaluate", str(out), "--data", str(data / "test"), "--n-boot", "100"]) == 0
+    dice = json.loads((out / "seed_0" / "metrics.json").read_text())["metrics"]["dice"]
+    floor = _whole_brain_dice(data / "test")
+    assert dice["estimate"] > 0.4 and dice["estimate"] > 5 * floor, (dice, floor)
