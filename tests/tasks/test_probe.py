@@ -115,3 +115,18 @@ def test_zero_steps_is_a_pure_linear_probe(tmp_path, task_data):
     seg = load_finetune_config("cpu-tiny", None, ["task=meningioma", "train.steps=0", "shots=3"])
     with pytest.raises(ConfigError, match="pure linear probe"):
         finetune(seg, task_data["meningioma"] / "finetune", tmp_path / "s", log=lambda _: None)
+
+
+def test_platt_offset_splits_a_shrunk_score():
+    """Ridge outputs shrunk towards the class prior (all > 0 here): a scale alone keeps every
+    case on one side of 0.5; Platt's offset puts the threshold between the classes, and his
+    smoothed targets keep the fit finite on separable data."""
+    from brainfoundry.tasks.probe import platt
+
+    y = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], float)
+    r = 0.35 + 0.05 * (2 * y - 1) + np.linspace(-0.01, 0.01, 16)
+    k, c = platt(r, y)
+    p = 1 / (1 + np.exp(-(k * r + c)))
+    assert np.isfinite([k, c]).all() and k > 0
+    assert p[y == 1].min() > 0.5 > p[y == 0].max()
+    assert (1 / (1 + np.exp(-k * r)) > 0.5).all()  # without the offset: one decision for all
