@@ -46,6 +46,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], str, str]] = {
     ),  # fmt: skip
     "gpu_estimates": ("bench_gpu_estimates", [], "GPU presets: counted FLOPs and memory", "—"),
     "clip": ("bench_clip", [], "intensity clipping vs none: few-shot infarct AUROC", "—"),
+    "budget": ("bench_budget", [], "MAE pretraining steps vs few-shot quality (demo)", "scratch"),
 }
 STDOUT_ONLY = {"backbones"}  # prints its table; the file gets a header written here
 

@@ -1,0 +1,154 @@
+"""Ceiling references for the few-shot numbers, on the demo suite's shifted test sets:
+
+1. supervised from scratch on 8x the cases (128), all from the source domain, with the demo's
+   recipe (in the spirit of FOMO25's in-domain supervised baseline). The generator draws the
+   test cases from their own seeds, so the test sets are the demo's cases;
+2. hand-made statistics with no learning at all (infarct: the share of brain voxels bright on
+   DWI and dark on ADC, restricted diffusion, per threshold), or a ridge on a handful of them
+   fitted on 16 source cases drawn as the demo draws them (brain age: the tissue-histogram quantiles
+   of the z-scored T1 and T2).
+
+    python -m benchmarks.bench_ceiling --out benchmarks/results/ceiling.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import machine, table
+
+RESULT = Path("benchmarks/results/ceiling.md")
+PRIMARY = {"infarct": "auroc", "meningioma": "dice", "brainage": "mae"}
+SHOTS, FACTOR = 16, 8
+
+
+def supervised(work: Path, log=print) -> dict[str, dict]:
+    """The demo suite, scratch only, with 8x the training cases."""
+    from brainfoundry.bench.runner import run_suite
+    from brainfoundry.bench.suite import load_suite
+
+    n = SHOTS * FACTOR
+    suite = load_suite("demo", [
+        f"data.synth.finetune_cases={n + 12}", f"shots=[{n}]", "objectives=[scratch]",
+    ])  # fmt: skip
+    run_suite(suite, work, log=log, progress=False)
+    out = {}
+    for task in PRIMARY:
+        done = next((work / "cells" / task).glob(f"*/scratch/shots_{n}/seed_0/done.json"))
+        out[task] = json.loads(done.read_text())["metrics"]
+    return out
+
+
+def _features(store, channels) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from brainfoundry.data.volume_dataset import VolumeDataset, auto_shape
+
+    ds = VolumeDataset(store, channels, auto_shape(store))
+    rows, labels = [], []
+    for i in range(len(ds.items)):
+        s = ds[i]
+        x = s["image"].numpy().astype(np.float32)
+        m = (x != 0).any(0)
+        rows.append([x[c][m] for c in range(len(x))])
+        labels.append(float(s["label"]))
+    return rows, np.array(labels), [it.key for it in ds.items]
+
+
+def handmade(demo: Path) -> dict[str, dict]:
+    """Statistics on z-scored copies of the demo's task data (prepared here)."""
+    from brainfoundry.evaluation.metrics import METRICS
+    from brainfoundry.evaluation.statistics import bootstrap_ci
+    from brainfoundry.tasks.data import (
+        case_table,
+        few_shot_split,
+        prepare_task_data,
+        preprocess_config,
+    )
+    from brainfoundry.tasks.probe import ridge_loo
+    from brainfoundry.tasks.spec import get_task
+
+    out: dict[str, dict] = {}
+    pre = preprocess_config([4, 4, 4], {"normalization": "zscore"})
+    stores = {}
+    for task in ("infarct", "brainage"):
+        for split in ("finetune", "test"):
+            src = demo / "data" / task / split
+            stores[task, split] = prepare_task_data(src, demo / "zstore" / task / split, pre)
+    spec = get_task("infarct")
+    vox, y, _ = _features(stores["infarct", "test"], spec.channels)
+    for th in (1.5, 2.0, 2.5, 3.0):
+        score = np.array([np.mean((v[1] > th) & (v[2] < -th / 2)) for v in vox])
+        ci = bootstrap_ci(METRICS.get("auroc"), y, score, n=1000)
+        out[f"infarct: share of voxels with DWI z > {th} and ADC z < {-th / 2}"] = {
+            "metric": "auroc", "estimate": ci.estimate, "lo": ci.lo, "hi": ci.hi,
+        }  # fmt: skip
+    spec = get_task("brainage")
+    qs = (5, 10, 25, 50, 75, 90, 95)
+
+    def feats(vox):
+        return np.array([np.concatenate([np.percentile(c, qs) for c in v]) for v in vox])
+
+    ft_vox, ft_y, ft_keys = _features(stores["brainage", "finetune"], spec.channels)
+    te_vox, te_y, _ = _features(stores["brainage", "test"], spec.channels)
+    cases = case_table(stores["brainage", "finetune"], spec)
+    split = few_shot_split(cases, SHOTS, 0, stratify=False, n_val=12)
+    idx = [ft_keys.index(k) for k in split["train"]]
+    x, t = feats([ft_vox[i] for i in idx]), ft_y[idx]
+    mu, sd = t.mean(), t.std()
+    fit = ridge_loo(x, (t - mu) / sd)
+    xt = feats(te_vox)
+    pred = (xt @ fit["w"] + fit["b"]) * sd + mu
+    corr = np.array([np.corrcoef(xt[:, j], te_y)[0, 1] for j in range(xt.shape[1])])
+    key = "brain age: ridge on 7 quantiles of z-scored T1 and T2 (16 source cases)"
+    out[key] = {"metric": "mae", "estimate": float(np.mean(np.abs(pred - te_y)))}
+    out[key + ", Pearson r"] = {"metric": "pearson_r",
+                                "estimate": float(np.corrcoef(pred, te_y)[0, 1])}  # fmt: skip
+    out["brain age: best single quantile's |r| with age on the test set (no fit)"] = {
+        "metric": "|pearson_r|", "estimate": float(np.nanmax(np.abs(corr))),
+    }  # fmt: skip
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=RESULT)
+    ap.add_argument("--work", type=Path, default=None, help="keep the suite folder here")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        sup = supervised(work / "supervised")
+        hand = handmade(work / "supervised")
+    rows = [[f"supervised from scratch, {SHOTS * FACTOR} source cases", t, PRIMARY[t],
+             _fmt(sup[t][PRIMARY[t]])] for t in PRIMARY]  # fmt: skip
+    rows += [[name, "", m["metric"], _fmt(m)] for name, m in hand.items()]
+    cmd = "python -m benchmarks.bench_ceiling " + shlex.join(sys.argv[1:] if argv is None else argv)
+    text = "\n\n".join([
+        "# Ceiling references (demo data, shifted test sets of 40 cases)",
+        "What the few-shot models could reach: the demo's recipe with 8x the source-domain "
+        "training cases, and hand-made statistics. Estimate [95% bootstrap CI over test cases] "
+        "where the evaluation gives one.",
+        table(["reference", "task", "metric", "test"], rows),
+        f"machine: {machine()}; {time.perf_counter() - t0:.0f} s in all. Reproduce: `{cmd}`",
+    ])  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def _fmt(m: dict) -> str:
+    lo, hi = m.get("lo"), m.get("hi")
+    ci = f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else ""
+    return f"{m['estimate']:.3f}{ci}"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
