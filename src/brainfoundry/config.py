@@ -143,17 +143,24 @@ def load_config(
     for item in paths:
         if item is None:
             continue
-        p = Path(item)
-        try:
-            loaded = yaml.safe_load(p.read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{p}: config file not found") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML ({e.__class__.__name__})") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{p}: expected a mapping at top level")
-        data = _deep_merge(data, loaded)
+        loaded = read_yaml_mapping(item, "config file", "expected a mapping at top level")
+        data = _deep_merge(data, loaded or {})
     return apply_overrides(from_dict(cls, data), overrides or [])
+
+
+def read_yaml_mapping(path: str | Path, what: str, not_mapping: str) -> dict | None:
+    """A YAML file's top-level mapping (None for an empty file); a missing file, bad YAML or a
+    non-mapping is one ConfigError naming the file (`what`: "config file", "task spec", ...)."""
+    p = Path(path)
+    try:
+        loaded = yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: {what} not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML ({e.__class__.__name__})") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"{p}: {not_mapping}")
+    return loaded
 
 
 def _deep_merge(base: dict, top: dict) -> dict:

@@ -153,7 +153,7 @@ def primary_table(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _md(df: pd.DataFrame) -> str:
+def markdown_table(df: pd.DataFrame) -> str:
     if df.empty:
         return "(nothing yet)\n"
     cols = list(df.columns)
@@ -281,18 +281,20 @@ def analyse(suite: Suite, out: str | Path) -> dict[str, pd.DataFrame]:
         + ", ".join(f"{t} {n}" for t, n in results.groupby("task")["n_test"].max().items())
         + " cases.\n",
         "## Primary metric (test set, 95% bootstrap CI over cases)\n",
-        _md(prim),
+        markdown_table(prim),
         "## Pretrained vs scratch at 16 shots (best objective per task; paired bootstrap)\n",
-        _md(verd),
+        markdown_table(verd),
         "## FOMO25-style ranking of the objectives (lower is better)\n",
-        _md(ranks),
+        markdown_table(ranks),
         "## Every paired difference (gain > 0: pretraining helped)\n",
-        _md(pairs.drop(columns=["diff"]) if not pairs.empty else pairs),
+        markdown_table(pairs.drop(columns=["diff"]) if not pairs.empty else pairs),
         "## Compute (wall seconds on the machine that ran the cells)\n",
         f"Machine that wrote this report: {machine()}. Reproduce: "
         f"`brainfoundry bench --suite {suite.name} -o DIR` "
         "(finished stages are skipped; `--report-only` rebuilds these tables).\n",
-        _md(compute(suite, out).map(lambda v: _fmt(v, 0) if isinstance(v, float) else v)),
+        markdown_table(
+            compute(suite, out).map(lambda v: _fmt(v, 0) if isinstance(v, float) else v)
+        ),
     ]
     text = "\n".join(md)
     atomic_write_text(out / "results.md", text)

@@ -23,13 +23,13 @@ DEMO_LAYOUT = """\
 
 
 def _print_summary(tables: dict, out: Path) -> None:
-    from ..bench.analysis import _md
+    from ..bench.analysis import markdown_table
 
     typer.echo("\nTest-set results (95% bootstrap CI over cases):")
-    typer.echo(_md(tables["primary"]))
+    typer.echo(markdown_table(tables["primary"]))
     if not tables["verdict"].empty:
         typer.echo("Best pretrained objective vs scratch at 16 shots (paired bootstrap):")
-        typer.echo(_md(tables["verdict"]))
+        typer.echo(markdown_table(tables["verdict"]))
     typer.echo(f"report: {out / 'report.html'}")
 
 

@@ -31,7 +31,7 @@ class Item:
 def _items(store: Store, modalities: Sequence[str] | None) -> list[Item]:
     m = store.manifest
     if modalities is None:  # every scan on its own, one channel (pretraining)
-        return [Item(r.scan_id, [r.scan_id], _label(r.label)) for r in m.itertuples()]
+        return [Item(r.scan_id, [r.scan_id], label_value(r.label)) for r in m.itertuples()]
     items = []
     for gid, g in m.groupby("group", sort=True):
         by_mod = {}
@@ -39,15 +39,16 @@ def _items(store: Store, modalities: Sequence[str] | None) -> list[Item]:
             by_mod.setdefault(r.modality, r.scan_id)
         scans = [by_mod.get(mod) for mod in modalities]
         if any(s is not None for s in scans):
-            items.append(Item(str(gid), scans, _label(g["label"].iloc[0])))
+            items.append(Item(str(gid), scans, label_value(g["label"].iloc[0])))
     return items
 
 
-def _label(v) -> float | None:
+def label_value(v) -> float | None:
+    """A manifest label as a float, or None where the case has none (NaN or missing)."""
     return None if v is None or (isinstance(v, float) and np.isnan(v)) else float(v)
 
 
-def _read_padded(arr, origin: Sequence[int], size: Sequence[int]) -> np.ndarray:
+def read_padded(arr, origin: Sequence[int], size: Sequence[int]) -> np.ndarray:
     """Read arr[origin : origin+size] with zeros where the box leaves the array."""
     shape = arr.shape
     src = tuple(slice(max(o, 0), min(o + s, n)) for o, s, n in zip(origin, size, shape))
@@ -78,7 +79,7 @@ def read_sample(
             present.append(False)
         else:
             a = ref_arr if sid == ref else store.array(sid)
-            chans.append(_read_padded(a, origin, size).astype(np.float32))
+            chans.append(read_padded(a, origin, size).astype(np.float32))
             present.append(True)
     out = {
         "image": torch.from_numpy(np.stack(chans)),
@@ -89,7 +90,7 @@ def read_sample(
         seg = store.label_array(ref)
         if seg is None:
             raise ConfigError(f"{store.root}: scan {ref} has no segmentation label")
-        out["label"] = torch.from_numpy(_read_padded(seg, origin, size)[None].astype(np.int64))
+        out["label"] = torch.from_numpy(read_padded(seg, origin, size)[None].astype(np.int64))
     elif item.label is not None:  # case-level: class or age
         out["label"] = torch.tensor(item.label, dtype=torch.float32)
     return out

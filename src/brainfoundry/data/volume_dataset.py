@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError
-from .dataset import Item, _label, augment_sample, read_sample
+from .dataset import Item, augment_sample, label_value, read_sample
 from .store import Store
 
 
@@ -37,7 +37,7 @@ def session_items(
             alts = [a.strip() for a in entry.split("|")]
             scans.append(next((by_mod[a] for a in alts if a in by_mod), None))
         if any(s is not None for s in scans):
-            items.append(Item(str(gid), scans, _label(g["label"].iloc[0])))
+            items.append(Item(str(gid), scans, label_value(g["label"].iloc[0])))
     if wanted is not None and len(items) != len(wanted):
         found = {it.key for it in items}
         raise ConfigError(f"{store.root}: sessions not found: {sorted(wanted - found)[:5]}")

@@ -108,7 +108,7 @@ class Predictor:
         """Outputs of one session: {"kind", "value" or "mask", "uncertainty", ...}.
         overlap, mirror, skip_empty, batch_size: the sliding window's (segmentation);
         whole: one pass over the whole cropped volume instead (faster, see inference.md)."""
-        from ..data.dataset import _read_padded
+        from ..data.dataset import read_padded
         from ..data.preprocess import preprocess_group, restore
         from ..tasks.data import preprocess_config
 
@@ -144,7 +144,7 @@ class Predictor:
         else:
             size = self.card.extra.get("input_size") or self.card.patch_size
             origin = [(a - s) // 2 for a, s in zip(shape, size)]
-            box = np.stack([_read_padded(c, origin, size) for c in chans])
+            box = np.stack([read_padded(c, origin, size) for c in chans])
             image = torch.from_numpy(box)[None].to(self.device)
             res = [m.model.predict(image, present[None]) for m in self.members]
             if kind == "classification":

@@ -59,10 +59,3 @@ def predict_segmentation(
         fn, torch.from_numpy(image).to(device), patch, overlap=overlap, batch_size=batch_size
     )
     return probs[1].cpu().numpy()
-
-
-def dice_score(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Binary Dice; 1 when both are empty (nothing to find, nothing found)."""
-    p, t = pred.astype(bool), truth.astype(bool)
-    denom = p.sum() + t.sum()
-    return 1.0 if denom == 0 else float(2 * (p & t).sum() / denom)

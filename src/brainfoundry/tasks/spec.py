@@ -11,9 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from ..config import from_dict, to_dict
+from ..config import from_dict, read_yaml_mapping, to_dict
 from ..errors import ConfigError
 from ..io.modalities import canonical_modality
 from ..registry import Registry
@@ -108,14 +106,10 @@ def alternatives(entry: str) -> list[str]:
 def load_spec(path: str | Path) -> TaskSpec:
     """A TaskSpec from a YAML file, with errors naming the file."""
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: task spec not found") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML ({e.__class__.__name__})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: a task spec is a mapping (name, type, modalities, ...)")
+    shape = "a task spec is a mapping (name, type, modalities, ...)"
+    data = read_yaml_mapping(p, "task spec", shape)
+    if data is None:
+        raise ConfigError(f"{p}: {shape}")
     return TaskSpec.from_dict(data, str(p))
 
 

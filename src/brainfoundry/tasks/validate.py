@@ -16,7 +16,7 @@ from ..evaluation.metrics import METRICS
 from ..models.checkpoint import save_model
 from .calibration import conformal_scale
 from .model_io import load_task_model
-from .predict import dice_score, predict_cases, predict_segmentation
+from .predict import predict_cases, predict_segmentation
 from .spec import TaskSpec
 
 
@@ -42,7 +42,7 @@ def validate(model, spec: TaskSpec, store: Store, keys: list[str], size, overlap
             prob = predict_segmentation(model, store, spec.channels, k, size, overlap=overlap)
             seg_scan = store.manifest[store.manifest["group"] == k]["scan_id"].iloc[0]
             truth = np.asarray(store.label_array(seg_scan)[...]) > 0
-            dices.append(dice_score(prob > 0.5, truth))
+            dices.append(METRICS.get("dice")(prob > 0.5, truth))
         d = float(np.mean(dices))
         return {"dice": d, "loss": 1.0 - d}
     df = predict_cases(model, store, spec.channels, size, keys)
