@@ -3,7 +3,7 @@ import torch
 
 from brainfoundry.data.volume_dataset import VolumeDataset, auto_shape
 from brainfoundry.tasks import get_task
-from brainfoundry.tasks.data import case_table, store_view
+from brainfoundry.tasks.data import case_table
 
 
 def test_whole_volume_input_holds_the_whole_brain(infarct_store):
@@ -45,10 +45,24 @@ def test_crop_when_smaller_missing_channel_and_augmentation_seeded(infarct_store
     assert not torch.equal(a[2]["image"], b[2]["image"])
 
 
-def test_store_view_renames_alternatives_and_filters(infarct_store):
+def test_store_subset_filters_and_channels_resolve_alternatives(infarct_store):
+    from brainfoundry.data.dataset import PatchDataset
+
     spec = get_task("infarct")
     keys = list(case_table(infarct_store, spec)["key"])[:3]
-    view = store_view(infarct_store, spec, keys)
+    view = infarct_store.subset(keys)
     assert set(view.manifest["group"]) == set(keys)
-    assert set(view.manifest["modality"]) == set(spec.channels)
     assert len(infarct_store.manifest) > len(view.manifest)  # the original is untouched
+    ds = PatchDataset(view, (8, 8, 8), modalities=spec.channels, samples_per_epoch=3)
+    assert sorted(it.key for it in ds.items) == sorted(keys)
+    for it in ds.items:  # "t2s|swi" filled by whichever the session has, nothing missing
+        assert all(s is not None for s in it.scans)
+        mods = [view.row(s)["modality"] for s in it.scans]
+        assert mods[:3] == ["flair", "dwi_b1000", "adc"] and mods[3] in ("t2s", "swi")
+
+
+def test_resolve_channels_prefers_the_first_alternative():
+    from brainfoundry.io.modalities import resolve_channels
+
+    have = {"flair": "f", "swi": "s", "t2s": "t"}
+    assert resolve_channels(["flair", "t2s|swi", "swi|t2s", "adc"], have) == ["f", "t", "s", None]

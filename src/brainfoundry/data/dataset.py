@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError
+from ..io.modalities import resolve_channels
 from .store import Store
 
 
@@ -37,7 +38,7 @@ def _items(store: Store, modalities: Sequence[str] | None) -> list[Item]:
         by_mod = {}
         for r in g.itertuples():
             by_mod.setdefault(r.modality, r.scan_id)
-        scans = [by_mod.get(mod) for mod in modalities]
+        scans = resolve_channels(modalities, by_mod)
         if any(s is not None for s in scans):
             items.append(Item(str(gid), scans, label_value(g["label"].iloc[0])))
     return items

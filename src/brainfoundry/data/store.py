@@ -11,7 +11,9 @@ Layout of STORE/:
 
 from __future__ import annotations
 
+import copy
 import json
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 
@@ -124,6 +126,15 @@ class Store:
         rel = self.row(sid)["locs"]
         with np.load(self.root / rel) as z:
             return {k: z[k] for k in z.files}
+
+    def subset(self, groups: Iterable[str]) -> Store:
+        """A view holding only these session groups: the arrays are shared, nothing is copied,
+        and the original is untouched (a few-shot split trains on part of a store)."""
+        view = copy.copy(self)
+        view.__dict__.pop("_by_id", None)  # the scan-id index belongs to the full manifest
+        keep = self.manifest["group"].isin(set(groups))
+        view.manifest = self.manifest[keep].reset_index(drop=True)
+        return view
 
     def groups(self) -> dict[str, list[str]]:
         """Co-registered session groups: group id -> scan ids (same shape, stackable)."""

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError
+from ..io.modalities import resolve_channels
 from .dataset import Item, augment_sample, label_value, read_sample
 from .store import Store
 
@@ -32,10 +33,7 @@ def session_items(
         by_mod: dict[str, str] = {}
         for r in g.itertuples():
             by_mod.setdefault(r.modality, r.scan_id)
-        scans = []
-        for entry in channels:
-            alts = [a.strip() for a in entry.split("|")]
-            scans.append(next((by_mod[a] for a in alts if a in by_mod), None))
+        scans = resolve_channels(channels, by_mod)
         if any(s is not None for s in scans):
             items.append(Item(str(gid), scans, label_value(g["label"].iloc[0])))
     if wanted is not None and len(items) != len(wanted):

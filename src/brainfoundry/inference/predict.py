@@ -25,7 +25,7 @@ import torch
 
 from ..errors import InputError
 from ..io.atomic import atomic_write_text
-from ..io.modalities import canonical_modality
+from ..io.modalities import alternatives, canonical_modality, resolve_channels
 from ..io.volume import Volume, read_volume
 
 FOMO_FLAGS = ("flair", "adc", "dwi_b1000", "t2s", "swi", "t1", "t2")
@@ -72,18 +72,15 @@ class Predictor:
         for name, path in inputs.items():
             mod = canonical_modality(name) or name
             given[mod] = Path(path)
-        chosen: list[Path | None] = []
-        for entry in self.spec.channels:
-            alts = entry.split("|")
-            hit = next((given[a] for a in alts if a in given), None)
+        chosen = resolve_channels(self.spec.channels, given)
+        for entry, hit in zip(self.spec.channels, chosen):
             if hit is None and entry not in self.spec.optional:
-                need = " or ".join(f"--{a}" for a in alts)
+                need = " or ".join(f"--{a}" for a in alternatives(entry))
                 raise InputError(
                     self.members[0].path,
                     f"task {self.spec.name} needs {need}; given: "
                     + (", ".join(f"--{k}" for k in given) or "nothing"),
                 )
-            chosen.append(hit)
         return chosen
 
     def load_inputs(self, chosen: list[Path | None]) -> tuple[list[Volume], list[int]]:

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
+from typing import TypeVar
+
+from ..errors import ConfigError
+
+T = TypeVar("T")
 
 CANONICAL = (
     "t1",
@@ -82,3 +88,17 @@ def canonical_modality(name: str) -> str | None:
     if parts and parts[-1] in _ALIASES:
         return _ALIASES[parts[-1]]
     return None
+
+
+def alternatives(entry: str) -> list[str]:
+    """A task channel's modalities in preference order: "t2s|swi" -> ["t2s", "swi"]."""
+    alts = [a.strip() for a in entry.split("|") if a.strip()]
+    if not alts:
+        raise ConfigError(f"empty modality entry {entry!r}")
+    return alts
+
+
+def resolve_channels(channels: Sequence[str], available: Mapping[str, T]) -> list[T | None]:
+    """The one place a session's scans become a task's channels: for each channel entry, the
+    value (scan id, path, ...) of its first alternative in `available`, else None."""
+    return [next((available[a] for a in alternatives(c) if a in available), None) for c in channels]

@@ -7,7 +7,6 @@ a model sees at fine-tuning and at test time what it saw in pretraining.
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from ..data.prepare import PrepareConfig, prepare
 from ..data.preprocess import PreprocessConfig
 from ..data.store import Store
 from ..errors import ConfigError, InputError
+from ..io.modalities import alternatives
 from .spec import TaskSpec
 
 
@@ -52,8 +52,7 @@ def case_table(store: Store, spec: TaskSpec) -> pd.DataFrame:
     for gid, g in m.groupby("group", sort=True):
         have = set(g["modality"])
         for entry in spec.modalities:
-            alts = entry.split("|")
-            if entry not in spec.optional and not have & set(alts):
+            if entry not in spec.optional and not have & set(alternatives(entry)):
                 raise InputError(g["source"].iloc[0], f"session lacks {entry} (task {spec.name})")
         label = g["label"].iloc[0]
         has_seg = isinstance(g["seg"].iloc[0], str) and bool(g["seg"].iloc[0])
@@ -112,22 +111,3 @@ def few_shot_split(
 
 def write_splits(path: Path, splits: dict) -> None:
     path.write_text(json.dumps(splits, indent=2) + "\n")
-
-
-def store_view(store: Store, spec: TaskSpec, keys: list[str] | None = None) -> Store:
-    """A shallow copy of `store` whose manifest holds only `keys` and names each scan by the
-    channel it fills ("swi" -> "t2s|swi"), so `PatchDataset(modalities=spec.channels)` works."""
-    m = store.manifest.copy()
-    if keys is not None:
-        m = m[m["group"].isin(set(keys))]
-    chan = m["modality"].map(spec.channel_of)
-    pref = [
-        spec.modalities[spec.modalities.index(c)].split("|").index(mod) if c else 0
-        for c, mod in zip(chan, m["modality"])
-    ]
-    m = m.assign(modality=chan, _pref=pref)[chan.notna()]
-    m = m.sort_values(["group", "_pref"]).drop(columns="_pref").reset_index(drop=True)
-    view = copy.copy(store)
-    view.__dict__.pop("_by_id", None)
-    view.manifest = m
-    return view

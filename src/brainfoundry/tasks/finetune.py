@@ -125,13 +125,12 @@ def _augmentation(cfg: FinetuneConfig, size):
 def _dataset(cfg, spec, store, keys, seed):
     from ..data.dataset import PatchDataset
     from ..data.volume_dataset import VolumeDataset, auto_shape
-    from .data import store_view
 
     n = cfg.data.samples_per_epoch or max(len(keys), cfg.train.batch_size * cfg.optim.accum_steps)
     if spec.type == "segmentation":
         patch = tuple(cfg.data.patch_size)
         return PatchDataset(
-            store_view(store, spec, keys), patch, modalities=spec.channels,
+            store.subset(keys), patch, modalities=spec.channels,
             samples_per_epoch=n, foreground_prob=1.0, lesion_prob=cfg.data.lesion_prob,
             margin=cfg.data.margin, with_seg=True, transform=_augmentation(cfg, patch), seed=seed,
         ), patch  # fmt: skip

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from ..config import from_dict, read_yaml_mapping, to_dict
 from ..errors import ConfigError
-from ..io.modalities import canonical_modality
+from ..io.modalities import alternatives, canonical_modality
 from ..registry import Registry
 
 TaskType = Literal["classification", "segmentation", "regression"]
@@ -93,14 +93,6 @@ class TaskSpec:
         if missing:
             raise ConfigError(f"{where}: task spec needs {sorted(missing)}")
         return from_dict(cls, data, where)
-
-
-def alternatives(entry: str) -> list[str]:
-    """ "t2s|swi" -> ["t2s", "swi"] (preference order)."""
-    alts = [a.strip() for a in entry.split("|") if a.strip()]
-    if not alts:
-        raise ConfigError(f"empty modality entry {entry!r}")
-    return alts
 
 
 def load_spec(path: str | Path) -> TaskSpec:
