@@ -47,6 +47,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], str, str]] = {
     "gpu_estimates": ("bench_gpu_estimates", [], "GPU presets: counted FLOPs and memory", "—"),
     "clip": ("bench_clip", [], "intensity clipping vs none: few-shot infarct AUROC", "—"),
     "budget": ("bench_budget", [], "MAE pretraining steps vs few-shot quality (demo)", "scratch"),
+    "ceiling": ("bench_ceiling", [], "8x-supervised and hand-made references (demo)", "—"),
 }
 STDOUT_ONLY = {"backbones"}  # prints its table; the file gets a header written here
 
