@@ -131,6 +131,8 @@ def test_quantile_refuses_clipping():
 
     with pytest.raises(ConfigError, match="clip_percentiles"):
         PreprocessConfig(normalization="quantile", clip_percentiles=(0.5, 99.5))
+    with pytest.raises(ConfigError, match="use quantile, zscore or none"):
+        PreprocessConfig(normalization="rank")  # never a silent "no normalisation"
 
 
 def test_session_scans_must_share_a_grid(mni):

@@ -108,7 +108,30 @@ def augment_sample(sample: dict, transform: Callable | None, gen: torch.Generato
     return {**sample, **{k: v[0] for k, v in batch.items() if k in _AUGMENTED}}
 
 
-class PatchDataset(Dataset):
+class StoreSamples(Dataset):
+    """What the patch and whole-volume datasets share: a store, its items (each one sample
+    source), an epoch length and the per-(seed, epoch, index) randomness."""
+
+    def _setup(self, store: Store | str, items_of, n: int | None, with_seg: bool,
+               transform: Callable | None, seed: int, what: str) -> None:  # fmt: skip
+        self.store = store if isinstance(store, Store) else Store(store)
+        self.items: list[Item] = items_of(self.store)
+        if not self.items:
+            raise ConfigError(f"{self.store.root}: no {what}")
+        self.n = n or len(self.items)
+        self.with_seg = with_seg
+        self.transform = transform
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class PatchDataset(StoreSamples):
     """Random patches from a store.
 
     modalities: channel order (missing ones are zero channels with present=False), or None to
@@ -139,29 +162,16 @@ class PatchDataset(Dataset):
         n_views: int = 1,
         seed: int = 0,
     ):
-        self.store = store if isinstance(store, Store) else Store(store)
         if len(patch_size) != 3 or min(patch_size) < 1:
             raise ConfigError(f"patch_size must be three positive ints, got {patch_size}")
         self.patch_size = tuple(int(p) for p in patch_size)
         self.read_size = tuple(p + 2 * margin for p in self.patch_size)
         self.modalities = list(modalities) if modalities is not None else None
-        self.items = _items(self.store, self.modalities)
-        if not self.items:
-            raise ConfigError(f"{self.store.root}: no scans with modalities {self.modalities}")
-        self.n = samples_per_epoch or len(self.items)
+        self._setup(store, lambda st: _items(st, self.modalities), samples_per_epoch, with_seg,
+                    transform, seed, f"scans with modalities {self.modalities}")  # fmt: skip
         self.foreground_prob = foreground_prob
         self.lesion_prob = lesion_prob
-        self.with_seg = with_seg
-        self.transform = transform
         self.n_views = n_views
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self.n
 
     def _center(self, rng: np.random.Generator, sid: str, shape: Sequence[int]) -> np.ndarray:
         u = rng.random()

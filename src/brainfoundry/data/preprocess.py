@@ -43,6 +43,10 @@ class PreprocessConfig:
     dtype: Literal["float16", "float32"] = "float16"
 
     def __post_init__(self) -> None:
+        if self.normalization not in ("quantile", "zscore", "none"):
+            raise ConfigError(
+                f"preprocess.normalization {self.normalization!r}: use quantile, zscore or none"
+            )
         if self.normalization == "quantile" and self.clip_percentiles is not None:
             raise ConfigError(
                 "preprocess.clip_percentiles has no effect with normalization=quantile "
@@ -124,8 +128,9 @@ def zscore(data: np.ndarray, mask: np.ndarray, clip: tuple[float, float] | None)
 
 def quantile_normal(data: np.ndarray, mask: np.ndarray):
     """Foreground voxels → Φ⁻¹(their mid-rank fraction) (ties share a value); background 0.
-    The ranks come from an evenly strided subsample (≤ ~1M values), so a 1 mm scan costs one
-    interpolation, not a full sort. Returns the array and the foreground mean/sd it replaced."""
+    The ranks come from an evenly strided subsample (≤ ~1M values), so a 1 mm scan costs a
+    pair of binary searches per voxel, not a full sort. Returns the array and the foreground
+    mean/sd it replaced."""
     from scipy.special import ndtri
 
     fg = data[mask].astype(np.float64)

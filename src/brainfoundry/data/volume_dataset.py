@@ -12,11 +12,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from ..errors import ConfigError
 from ..io.modalities import resolve_channels
-from .dataset import Item, augment_sample, label_value, read_sample
+from .dataset import Item, StoreSamples, augment_sample, label_value, read_sample
 from .store import Store
 
 
@@ -49,7 +48,7 @@ def auto_shape(store: Store, multiple: int = 16) -> tuple[int, int, int]:
     return tuple(int(-(-s // multiple) * multiple) for s in big)  # type: ignore[return-value]
 
 
-class VolumeDataset(Dataset):
+class VolumeDataset(StoreSamples):
     """Whole sessions as `[C, *shape]` samples (see the module docstring).
 
     channels: channel order (entries may be alternatives "a|b"); keys: the session groups to
@@ -69,25 +68,13 @@ class VolumeDataset(Dataset):
         transform: Callable[[dict, torch.Generator], dict] | None = None,
         seed: int = 0,
     ):
-        self.store = store if isinstance(store, Store) else Store(store)
         self.channels = list(channels)
-        self.items = session_items(self.store, self.channels, keys)
-        if not self.items:
-            raise ConfigError(f"{self.store.root}: no sessions with channels {self.channels}")
+        self._setup(store, lambda st: session_items(st, self.channels, keys), None, with_seg,
+                    transform, seed, f"sessions with channels {self.channels}")  # fmt: skip
+        self.n = max(int(samples_per_epoch or 0), len(self.items))
         self.shape = tuple(int(s) for s in (shape or auto_shape(self.store)))
         if len(self.shape) != 3 or min(self.shape) < 1:
             raise ConfigError(f"volume shape must be three positive ints, got {shape}")
-        self.n = max(int(samples_per_epoch or 0), len(self.items))
-        self.with_seg = with_seg
-        self.transform = transform
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self.n
 
     def origin(self, array_shape: Sequence[int]) -> list[int]:
         """Corner of the centred box in array voxels (negative = zero padding)."""
