@@ -130,3 +130,5 @@ def test_platt_offset_splits_a_shrunk_score():
     assert np.isfinite([k, c]).all() and k > 0
     assert p[y == 1].min() > 0.5 > p[y == 0].max()
     assert (1 / (1 + np.exp(-k * r)) > 0.5).all()  # without the offset: one decision for all
+    k_anti, _ = platt(-r, y)  # anti-correlated leave-one-out outputs never flip the ranking
+    assert k_anti > 0

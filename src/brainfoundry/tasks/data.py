@@ -25,6 +25,11 @@ def preprocess_config(spacing, normalization: dict | None) -> PreprocessConfig:
     """A PreprocessConfig from a card's (or preset's) spacing and normalisation fields."""
     norm = dict(normalization or {})
     scheme = norm.get("normalization", norm.get("scheme", "zscore"))
+    if scheme not in ("quantile", "zscore", "none"):
+        raise ConfigError(
+            f"the model's normalisation {scheme!r} ({norm.get('nnssl_schemes') or norm}) is not "
+            "one brainfoundry reproduces (quantile, zscore, none)"
+        )
     cfg = PreprocessConfig(spacing=tuple(float(s) for s in spacing), normalization=scheme)
     if "clip_percentiles" in norm:
         clip = norm["clip_percentiles"]

@@ -61,25 +61,33 @@ def ridge_loo(x: np.ndarray, y: np.ndarray, alphas=ALPHAS) -> dict:
     return {"w": w, "b": b, "alpha": float(alpha), "loo_mse": err, "loo": loo + ybar}
 
 
-def platt(r: np.ndarray, y: np.ndarray, iters: int = 50) -> tuple[float, float]:
+SCALES = np.linspace(0.25, 8.0, 32)  # logit change per standard deviation of the outputs
+
+
+def platt(r: np.ndarray, y: np.ndarray, scales=SCALES) -> tuple[float, float]:
     """(k, c) of P(y=1) = sigmoid(k * r + c), Platt (1999): maximum likelihood on the
     leave-one-out outputs against his smoothed targets (N₊+1)/(N₊+2) and 1/(N₋+2), which keep
     the fit finite on separable few-shot data. The offset matters: a ridge shrunk towards the
-    class prior left every case on one side of 0.5 (balanced accuracy 0.5 in the demo)."""
+    class prior left every case on one side of 0.5 (balanced accuracy 0.5 in the demo). The
+    slope is kept on a positive grid: leave-one-out outputs of a near-null ridge anti-correlate
+    with the labels (a known artefact), and a free fit then turned the ranking upside down
+    (measured: demo infarct AUROC 0.570 became 0.430)."""
     r, y = np.asarray(r, float), np.asarray(y, float)
     n_pos, n_neg = float(y.sum()), float(len(y) - y.sum())
     t = np.where(y > 0.5, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
-    x = np.stack([r, np.ones_like(r)], 1)
-    theta = np.array([1.0, float(np.log((n_pos + 1) / (n_neg + 1)))])
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-np.clip(x @ theta, -30, 30)))
-        grad = x.T @ (p - t)
-        hess = (x * (p * (1 - p))[:, None]).T @ x + 1e-6 * np.eye(2)
-        step = np.linalg.solve(hess, grad)
-        theta -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return float(theta[0]), float(theta[1])
+    unit = 1.0 / max(float(np.std(r)), 1e-6)
+    best = (-np.inf, unit, 0.0)
+    for k in np.asarray(scales, float) * unit:
+        lo, hi = -k * np.abs(r).max() - 40.0, k * np.abs(r).max() + 40.0
+        for _ in range(80):  # the offset solves sum(p - t) = 0, increasing in c: bisection
+            c = 0.5 * (lo + hi)
+            p = 1 / (1 + np.exp(-np.clip(k * r + c, -30, 30)))
+            lo, hi = (lo, c) if np.sum(p - t) > 0 else (c, hi)
+        p = np.clip(1 / (1 + np.exp(-np.clip(k * r + c, -30, 30))), 1e-12, 1 - 1e-12)
+        ll = float(np.sum(t * np.log(p) + (1 - t) * np.log(1 - p)))
+        if ll > best[0]:
+            best = (ll, float(k), c)
+    return best[1], float(best[2])
 
 
 @torch.no_grad()

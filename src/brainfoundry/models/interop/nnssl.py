@@ -119,7 +119,9 @@ def card_from_plan(plan: dict[str, Any], weights: dict, trainer: str | None) -> 
     config = next(iter(configs.values()))
     arch = arch_from_plan(plan, config, weights)
     schemes = list(config.get("normalization_schemes") or [])
-    norm = {"scheme": "zscore" if schemes and "ZScore" in schemes[0] else "nnssl"}
+    first = schemes[0] if schemes else ""
+    scheme = "zscore" if "ZScore" in first else "none" if first == "NoNormalization" else "nnssl"
+    norm: dict[str, Any] = {"scheme": scheme}
     norm |= {
         "nnssl_schemes": schemes,
         "foreground": bool(any(config.get("use_mask_for_norm") or [])),
