@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import machine, table
+from benchmarks.common import estimate_ci, machine, reproduce_command, table, write_result
 
 RESULT = Path("benchmarks/results/budget.md")
 STEPS = (150, 300, 600, 1200)
@@ -32,12 +31,6 @@ def _cells(out: Path, objective: str) -> dict[str, dict]:
         done = next((out / "cells" / task).glob(f"*/{objective}/shots_16/seed_0/done.json"))
         rows[task] = json.loads(done.read_text())["metrics"][metric]
     return rows
-
-
-def _ci(m: dict) -> str:
-    lo, hi = m.get("lo"), m.get("hi")
-    ci = f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else ""
-    return f"{m['estimate']:.3f}{ci}"
 
 
 def run(steps: tuple[int, ...], work: Path, log=print) -> list[list]:
@@ -63,10 +56,10 @@ def run(steps: tuple[int, ...], work: Path, log=print) -> list[list]:
         done = json.loads(next((out / "pretrain").glob("*/mae/done.json")).read_text())
         batch = 4  # the cpu-small pretraining preset's batch
         m = _cells(out, "mae")
-        rows.append([n, n * batch, round(done["seconds"]), *(_ci(m[t]) for t in PRIMARY)])
+        rows.append([n, n * batch, round(done["seconds"]), *(estimate_ci(m[t]) for t in PRIMARY)])
         log(f"[budget] {n} steps: {rows[-1]} ({time.perf_counter() - t0:.0f} s)")
     scratch = _cells(first, "scratch") if first else {}
-    rows.insert(0, [0, 0, 0, *(_ci(scratch[t]) for t in PRIMARY)])
+    rows.insert(0, [0, 0, 0, *(estimate_ci(scratch[t]) for t in PRIMARY)])
     return rows
 
 
@@ -82,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = run(steps, args.work or Path(tmp))
     header = ["pretrain steps", "samples seen", "pretrain s", "infarct AUROC", "meningioma Dice",
               "brain-age MAE (y)"]  # fmt: skip
-    cmd = "python -m benchmarks.bench_budget " + shlex.join(sys.argv[1:] if argv is None else argv)
+    cmd = reproduce_command("bench_budget", sys.argv[1:] if argv is None else argv)
     text = "\n\n".join([
         "# Pretraining budget vs few-shot quality (demo suite, 16 cases, shifted test sets)",
         "Row 0 is scratch (a random encoder); every other row is resenc:mini pretrained with MAE "
@@ -92,9 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         table(header, rows),
         f"machine: {machine()}; {time.perf_counter() - t0:.0f} s in all. Reproduce: `{cmd}`",
     ])  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
-    print(text)
+    write_result(args.out, text)
     return 0
 
 

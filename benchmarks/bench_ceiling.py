@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import machine, table
+from benchmarks.common import estimate_ci, machine, reproduce_command, table, write_result
 
 RESULT = Path("benchmarks/results/ceiling.md")
 PRIMARY = {"infarct": "auroc", "meningioma": "dice", "brainage": "mae"}
@@ -127,10 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         sup = supervised(work / "supervised")
         hand = handmade(work / "supervised")
     rows = [[f"supervised from scratch, {SHOTS * FACTOR} source cases", t, PRIMARY[t],
-             _fmt(sup[t][PRIMARY[t]])] for t in PRIMARY]  # fmt: skip
-    rows += [[name, "", m["metric"], _fmt(m)] for name, m in hand.items()]
-    shown = _without_work(sys.argv[1:] if argv is None else argv)
-    cmd = "python -m benchmarks.bench_ceiling " + shlex.join(shown)
+             estimate_ci(sup[t][PRIMARY[t]])] for t in PRIMARY]  # fmt: skip
+    rows += [[name, "", m["metric"], estimate_ci(m)] for name, m in hand.items()]
+    cmd = reproduce_command("bench_ceiling", sys.argv[1:] if argv is None else argv)
     text = "\n\n".join([
         "# Ceiling references (demo data, shifted test sets of 40 cases)",
         "What the few-shot models could reach: the demo's recipe with 8x the source-domain "
@@ -140,29 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         table(["reference", "task", "metric", "test"], rows),
         f"machine: {machine()}; {time.perf_counter() - t0:.0f} s in all. Reproduce: `{cmd}`",
     ])  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
-    print(text)
+    write_result(args.out, text)
     return 0
-
-
-def _without_work(args: list[str]) -> list[str]:
-    """The command line minus `--work DIR` (a scratch folder, not part of the recipe)."""
-    out, skip = [], False
-    for a in args:
-        if skip:
-            skip = False
-        elif a == "--work":
-            skip = True
-        elif not a.startswith("--work="):
-            out.append(a)
-    return out
-
-
-def _fmt(m: dict) -> str:
-    lo, hi = m.get("lo"), m.get("hi")
-    ci = f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else ""
-    return f"{m['estimate']:.3f}{ci}"
 
 
 if __name__ == "__main__":

@@ -41,3 +41,33 @@ def gemm_peak(n: int = 2048, reps: int = 5) -> float:
         torch.mm(a, b)
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best / 1e9
+
+
+def estimate_ci(m: dict) -> str:
+    """A metric dict {estimate, lo, hi} as "0.570 [0.396, 0.737]" (no brackets without a CI)."""
+    lo, hi = m.get("lo"), m.get("hi")
+    ci = f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else ""
+    return f"{m['estimate']:.3f}{ci}"
+
+
+def reproduce_command(module: str, args: list[str]) -> str:
+    """The command that remakes a table, without `--work DIR` (a scratch folder, not part of
+    the recipe, and a path of this machine)."""
+    import shlex
+
+    shown, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a == "--work":
+            skip = True
+        elif not a.startswith("--work="):
+            shown.append(a)
+    return f"python -m benchmarks.{module} " + shlex.join(shown)
+
+
+def write_result(path, text: str) -> None:
+    """Write a results table (its folder made) and echo it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n")
+    print(text)
