@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import estimate_ci, machine, reproduce_command, table, write_result
+from benchmarks.common import estimate_ci, reproduce_command, table, write_result
 
 RESULT = Path("benchmarks/results/budget.md")
 STEPS = (150, 300, 600, 1200)
@@ -76,16 +76,21 @@ def main(argv: list[str] | None = None) -> int:
     header = ["pretrain steps", "samples seen", "pretrain s", "infarct AUROC", "meningioma Dice",
               "brain-age MAE (y)"]  # fmt: skip
     cmd = reproduce_command("bench_budget", sys.argv[1:] if argv is None else argv)
-    text = "\n\n".join([
-        "# Pretraining budget vs few-shot quality (demo suite, 16 cases, shifted test sets)",
+    intro = (
         "Row 0 is scratch (a random encoder); every other row is resenc:mini pretrained with MAE "
         "for that many steps of 4 samples, then the demo's recipe: the closed-form probe for "
         "infarct and brain age, 400 steps of full fine-tuning for meningioma. One seed: test-set "
-        "estimate [95% bootstrap CI over cases].",
+        "estimate [95% bootstrap CI over cases]."
+    )
+    seconds = time.perf_counter() - t0
+    write_result(
+        args.out,
+        "Pretraining budget vs few-shot quality (demo suite, 16 cases, shifted test sets)",
+        intro,
         table(header, rows),
-        f"machine: {machine()}; {time.perf_counter() - t0:.0f} s in all. Reproduce: `{cmd}`",
-    ])  # fmt: skip
-    write_result(args.out, text)
+        seconds,
+        cmd,
+    )
     return 0
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import estimate_ci, machine, reproduce_command, table, write_result
+from benchmarks.common import estimate_ci, reproduce_command, table, write_result
 
 RESULT = Path("benchmarks/results/ceiling.md")
 PRIMARY = {"infarct": "auroc", "meningioma": "dice", "brainage": "mae"}
@@ -129,16 +129,21 @@ def main(argv: list[str] | None = None) -> int:
              estimate_ci(sup[t][PRIMARY[t]])] for t in PRIMARY]  # fmt: skip
     rows += [[name, "", m["metric"], estimate_ci(m)] for name, m in hand.items()]
     cmd = reproduce_command("bench_ceiling", sys.argv[1:] if argv is None else argv)
-    text = "\n\n".join([
-        "# Ceiling references (demo data, shifted test sets of 40 cases)",
+    intro = (
         "What the few-shot models could reach: the demo's recipe with 8x the source-domain "
         "training cases, and hand-made statistics. Estimate [95% bootstrap CI over test cases] "
         "where the evaluation gives one. Every infarct threshold is shown: the best of them is "
-        "picked on the test set, so read it as an upper bound.",
+        "picked on the test set, so read it as an upper bound."
+    )
+    seconds = time.perf_counter() - t0
+    write_result(
+        args.out,
+        "Ceiling references (demo data, shifted test sets of 40 cases)",
+        intro,
         table(["reference", "task", "metric", "test"], rows),
-        f"machine: {machine()}; {time.perf_counter() - t0:.0f} s in all. Reproduce: `{cmd}`",
-    ])  # fmt: skip
-    write_result(args.out, text)
+        seconds,
+        cmd,
+    )
     return 0
 
 

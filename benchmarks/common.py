@@ -66,8 +66,13 @@ def reproduce_command(module: str, args: list[str]) -> str:
     return f"python -m benchmarks.{module} " + shlex.join(shown)
 
 
-def write_result(path, text: str) -> None:
-    """Write a results table (its folder made) and echo it."""
+def write_result(path, title: str, intro: str, body: str, seconds: float, cmd: str) -> None:
+    """Write a results page (title, what it measured, the table, machine, time, the command
+    that remakes it), its folder made, and echo it."""
+    text = "\n\n".join([
+        f"# {title}", intro, body,
+        f"machine: {machine()}; {seconds:.0f} s in all. Reproduce: `{cmd}`",
+    ])  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text + "\n")
     print(text)
