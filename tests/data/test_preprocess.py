@@ -164,3 +164,15 @@ def test_default_keeps_a_small_bright_lesion_above_the_bright_tail(mni):
         x = preprocess_group([Volume(d, affine)], cfg).images[0]
         vals = np.sort(x[x != 0])
         assert bool(vals[-n] > vals[-n - 1] + 1.0) is on_top, cfg.clip_percentiles
+
+
+def test_a_card_normalisation_we_cannot_reproduce_is_an_error():
+    """An imported checkpoint whose normalisation brainfoundry does not implement must not be
+    fine-tuned on silently unnormalised scans."""
+    from brainfoundry.errors import ConfigError
+    from brainfoundry.tasks.data import preprocess_config
+
+    assert preprocess_config([4, 4, 4], {"scheme": "none"}).normalization == "none"
+    assert preprocess_config([4, 4, 4], {"normalization": "quantile"}).normalization == "quantile"
+    with pytest.raises(ConfigError, match="'nnssl'.*not one brainfoundry reproduces"):
+        preprocess_config([4, 4, 4], {"scheme": "nnssl", "nnssl_schemes": ["CTNormalization"]})
