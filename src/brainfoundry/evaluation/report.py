@@ -13,13 +13,12 @@ evaluation (it is also what predictions.csv holds):
 |                | tolerance_mm)`, computed where the masks are)                     |
 
 Extra columns are kept and ignored. The report is one self-contained `report.html`: figures are
-PNGs embedded as base64, so the file can be mailed or archived alone.
+PNGs embedded as base64, so the file can be mailed or archived alone. This module computes what
+the report shows (metrics, figures); `report_html` lays it out.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import figures
+from . import figures, report_html
 from .metrics import (
     auprc,
     auroc,
@@ -37,6 +36,7 @@ from .metrics import (
     mae,
     pearson_r,
 )
+from .report_html import Section
 from .statistics import bootstrap_ci, case_mean
 
 TASK_TYPES = ("classification", "regression", "segmentation")
@@ -126,34 +126,25 @@ def summarize(
     return _clean(out)
 
 
-def _img(png: bytes, alt: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"/>'
-
-
-def _metrics_table(summary: dict) -> str:
-    level = round(100 * (1 - summary.get("alpha", 0.05)))
-    rows = []
-    for name, m in summary.get("metrics", {}).items():
-        cells = [m.get("estimate"), m.get("lo"), m.get("hi")]
-        shown = ["n/a" if v is None else f"{v:.4g}" for v in cells]
-        rows.append(
-            f"<tr><td>{html.escape(name)}</td><td>{shown[0]}</td>"
-            f"<td>{shown[1]} – {shown[2]}</td></tr>"
-        )
-    head = f"<tr><th>metric</th><th>estimate</th><th>{level}% CI</th></tr>"
-    return f"<table>{head}{''.join(rows)}</table>"
-
-
-def _details(items: Mapping) -> str:
-    rows = "".join(
-        f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
-        for k, v in items.items()
-    )
-    return f"<table>{rows}</table>"
-
-
 Volumes = Mapping[str, tuple] | Callable[[str], tuple]
+
+
+def _classification_sections(df: pd.DataFrame, m: dict) -> list[Section]:
+    y, p = df["label"].to_numpy().astype(int), df["prob"].to_numpy(float)
+    if 0 < y.sum() < len(y):
+        roc = figures.to_png(figures.roc_figure(y, p, m.get("auroc")))
+        sections = [Section("roc", "ROC curve", roc, "ROC curve")]
+    else:
+        sections = [Section("roc", "ROC curve", note="Not drawn: the cases hold one class.")]
+    cal = figures.to_png(figures.calibration_figure(y, p))
+    return [*sections, Section("calibration", "Calibration", cal, "reliability diagram")]
+
+
+def _regression_sections(df: pd.DataFrame, m: dict) -> list[Section]:
+    lo = df["lo"].to_numpy(float) if "lo" in df else None
+    hi = df["hi"].to_numpy(float) if "hi" in df else None
+    fig = figures.age_figure(df["label"], df["pred"], lo, hi, m)
+    return [Section("scatter", "Predicted vs true", figures.to_png(fig), "scatter")]
 
 
 def _montage(predictions: pd.DataFrame, volumes: Volumes, n: int) -> bytes:
@@ -169,6 +160,33 @@ def _montage(predictions: pd.DataFrame, volumes: Volumes, n: int) -> bytes:
         spacing = vol[3] if len(vol) > 3 else None
         rows.append((f"{tag}: {r.case}\nDice {r.dice:.2f}", image, truth, pred, spacing))
     return figures.to_png(figures.montage_figure(rows))
+
+
+def _segmentation_sections(
+    df: pd.DataFrame, volumes: Volumes | None, n_montage: int
+) -> list[Section]:
+    fig = figures.segmentation_distribution_figure(df)
+    png = figures.to_png(fig)
+    sections = [Section("distribution", "Per-case scores", png, "per-case Dice, NSD and HD95")]
+    if volumes is not None:
+        png = _montage(df, volumes, n_montage)
+        sections.append(Section("montage", "Best and worst cases", png, "overlay montage"))
+    return sections
+
+
+def figure_sections(
+    task_type: str,
+    predictions: pd.DataFrame,
+    metrics: dict,
+    volumes: Volumes | None = None,
+    n_montage: int = 2,
+) -> list[Section]:
+    """The figures the report shows for `task_type`, in page order (`metrics`: summary's)."""
+    if task_type == "classification":
+        return _classification_sections(predictions, metrics)
+    if task_type == "regression":
+        return _regression_sections(predictions, metrics)
+    return _segmentation_sections(predictions, volumes, n_montage)
 
 
 def write_report(
@@ -192,60 +210,11 @@ def write_report(
     check_predictions(task_type, predictions)
     summary = metrics if metrics is not None else summarize(task_type, predictions)
     m = summary.get("metrics", {})
-    df = predictions
-    sections: list[tuple[str, str, str]] = []  # (id, heading, body)
-    if task_type == "classification":
-        y, p = df["label"].to_numpy().astype(int), df["prob"].to_numpy(float)
-        if 0 < y.sum() < len(y):
-            roc = figures.to_png(figures.roc_figure(y, p, m.get("auroc")))
-            sections.append(("roc", "ROC curve", _img(roc, "ROC curve")))
-        else:
-            sections.append(("roc", "ROC curve", "<p>Not drawn: the cases hold one class.</p>"))
-        cal = figures.to_png(figures.calibration_figure(y, p))
-        sections.append(("calibration", "Calibration", _img(cal, "reliability diagram")))
-    elif task_type == "regression":
-        lo = df["lo"].to_numpy(float) if "lo" in df else None
-        hi = df["hi"].to_numpy(float) if "hi" in df else None
-        fig = figures.age_figure(df["label"], df["pred"], lo, hi, m)
-        sections.append(("scatter", "Predicted vs true", _img(figures.to_png(fig), "scatter")))
-    else:
-        fig = figures.segmentation_distribution_figure(df)
-        body = _img(figures.to_png(fig), "per-case Dice, NSD and HD95")
-        sections.append(("distribution", "Per-case scores", body))
-        if volumes is not None:
-            png = _montage(df, volumes, n_montage)
-            sections.append(("montage", "Best and worst cases", _img(png, "overlay montage")))
+    sections = figure_sections(task_type, predictions, m, volumes, n_montage)
     title = title or f"brainfoundry evaluation: {task_type}"
-    level = round(100 * (1 - summary.get("alpha", 0.05)))
-    method = (
-        f"{summary.get('n_cases', len(df))} cases. Intervals are {level}% percentile bootstrap "
-        f"CIs over {summary.get('resampling', 'cases')} ({summary.get('n_boot')} resamples, "
-        f"seed {summary.get('seed')})."
-    )
-    body = [
-        f"<h1>{html.escape(title)}</h1>",
-        '<section id="metrics"><h2>Metrics</h2>',
-        _metrics_table(summary),
-        f"<p>{html.escape(method)}</p></section>",
-    ]
-    for sid, heading, content in sections:
-        body.append(f'<section id="{sid}"><h2>{html.escape(heading)}</h2>{content}</section>')
-    if details:
-        body.append(f'<section id="details"><h2>Details</h2>{_details(details)}</section>')
-    page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/>'
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>"
-        f"<body>{''.join(body)}</body></html>\n"
-    )
+    text = report_html.page(title, summary, len(predictions), sections, details)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "report.html"
-    path.write_text(page, encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     return path
-
-
-_CSS = (
-    "body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}"
-    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px}"
-    "img{max-width:100%}section{margin-bottom:2em}"
-)

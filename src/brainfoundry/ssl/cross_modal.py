@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .base import OBJECTIVES, family, sample_generators
-from .contrastive import Contrastive
+from .hybrid import RecConMix
 from .losses import info_nce
 from .mae import masked_reconstruction
 from .masking import block_mask
@@ -34,7 +34,7 @@ def pick_pairs(present: torch.Tensor, gens: list[torch.Generator]) -> tuple[list
 
 
 @OBJECTIVES.register("cross-modal")
-class CrossModal(Contrastive):
+class CrossModal(RecConMix):
     def __init__(
         self,
         backbone: nn.Module,
@@ -46,13 +46,20 @@ class CrossModal(Contrastive):
         hidden: int = 512,
         temperature: float = 0.1,
     ):
-        super().__init__(backbone, proj_dim=proj_dim, hidden=hidden, temperature=temperature)
+        super().__init__(
+            backbone,
+            w_rec=w_rec,
+            w_con=w_con,
+            mask_ratio=mask_ratio,
+            block_size=block_size,
+            proj_dim=proj_dim,
+            hidden=hidden,
+            temperature=temperature,
+        )
         if backbone.in_channels != 1:
             raise ValueError("cross-modal pretrains a one-channel backbone (in_channels=1)")
-        self.w_rec, self.w_con = w_rec, w_con
-        self.mask_ratio, self.block_size = mask_ratio, block_size
 
-    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+    def losses(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         x, present = batch["image"], batch["present"]
         gens = sample_generators(batch)
         a, b = pick_pairs(present, gens)
@@ -68,11 +75,4 @@ class CrossModal(Contrastive):
             xb = xb * (~m)[:, None].to(xb.device, xb.dtype)
         n = x.shape[0]
         z = self.embed(torch.cat([xa, xb]))
-        con = info_nce(z[:n], z[n:], self.temperature)
-        loss = self.w_rec * rec + self.w_con * con
-        logs = {
-            "loss": float(loss.detach()),
-            "rec": float(rec.detach()),
-            "con": float(con.detach()),
-        }
-        return loss, logs
+        return rec, info_nce(z[:n], z[n:], self.temperature)

@@ -14,8 +14,45 @@ from .contrastive import Contrastive
 from .mae import masked_reconstruction
 
 
+class RecConMix(Contrastive):
+    """`w_rec` · reconstruction + `w_con` · contrastive, the mix `hybrid` and `cross-modal` share.
+
+    Subclasses implement `losses(batch) -> (rec, con)`; the weighting and the logs live here once.
+    They keep their own `__init__` signatures: defaults differ, and `objective_kwargs` reads them.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        *,
+        w_rec: float,
+        w_con: float,
+        mask_ratio: float,
+        block_size: int,
+        proj_dim: int,
+        hidden: int,
+        temperature: float,
+    ):
+        super().__init__(backbone, proj_dim=proj_dim, hidden=hidden, temperature=temperature)
+        self.w_rec, self.w_con = w_rec, w_con
+        self.mask_ratio, self.block_size = mask_ratio, block_size
+
+    def losses(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover
+        raise NotImplementedError
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        rec, con = self.losses(batch)
+        loss = self.w_rec * rec + self.w_con * con
+        logs = {
+            "loss": float(loss.detach()),
+            "rec": float(rec.detach()),
+            "con": float(con.detach()),
+        }
+        return loss, logs
+
+
 @OBJECTIVES.register("hybrid")
-class Hybrid(Contrastive):
+class Hybrid(RecConMix):
     def __init__(
         self,
         backbone: nn.Module,
@@ -28,11 +65,19 @@ class Hybrid(Contrastive):
         hidden: int = 512,
         temperature: float = 0.1,
     ):
-        super().__init__(backbone, proj_dim=proj_dim, hidden=hidden, temperature=temperature)
-        self.w_rec, self.w_con = w_rec, w_con
-        self.mask_ratio, self.block_size, self.corrupt = mask_ratio, block_size, corrupt
+        super().__init__(
+            backbone,
+            w_rec=w_rec,
+            w_con=w_con,
+            mask_ratio=mask_ratio,
+            block_size=block_size,
+            proj_dim=proj_dim,
+            hidden=hidden,
+            temperature=temperature,
+        )
+        self.corrupt = corrupt
 
-    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+    def losses(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         x = batch["views"][:, 0]
         rec = masked_reconstruction(
             self.backbone,
@@ -43,11 +88,4 @@ class Hybrid(Contrastive):
             self.block_size,
             self.corrupt,
         )
-        con = self.contrastive_loss(batch)
-        loss = self.w_rec * rec + self.w_con * con
-        logs = {
-            "loss": float(loss.detach()),
-            "rec": float(rec.detach()),
-            "con": float(con.detach()),
-        }
-        return loss, logs
+        return rec, self.contrastive_loss(batch)
