@@ -43,7 +43,7 @@ def count(family: str, size: str, patch: int, batch: int) -> tuple[float, float,
         return t
 
     with torch.device("meta"):
-        model = create_backbone(family, in_channels=1, out_channels=1, preset=size)
+        model = create_backbone(family, in_channels=1, out_channels=1, size=size)
         x = torch.randn(batch, 1, patch, patch, patch)
     with FlopCounterMode(display=False) as fc:
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):

@@ -69,14 +69,14 @@ def _n_tiles(image: torch.Tensor, grid: str, skip_empty: bool = False) -> int:
     )
 
 
-def tile_tflop(family: str, preset: str, kwargs: dict | None = None) -> float:
+def tile_tflop(family: str, size: str, kwargs: dict | None = None) -> float:
     """Forward TFLOP of one 96³ single-channel tile, counted on the meta device."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from brainfoundry.models.backbones import create_backbone
 
     with torch.device("meta"):
-        net = create_backbone(family, in_channels=1, out_channels=2, preset=preset,
+        net = create_backbone(family, in_channels=1, out_channels=2, size=size,
                               **(kwargs or {})).eval()  # fmt: skip
         x = torch.randn(1, 1, *PATCH)
     with FlopCounterMode(display=False) as fc, torch.no_grad():
@@ -93,7 +93,7 @@ def part1(repeats: int) -> tuple[str, dict]:
     from brainfoundry.models.backbones import create_backbone
 
     torch.manual_seed(0)
-    net = create_backbone("resenc", in_channels=1, out_channels=2, preset="custom", **NET).eval()
+    net = create_backbone("resenc", in_channels=1, out_channels=2, size="custom", **NET).eval()
     n_params = sum(p.numel() for p in net.parameters()) / 1e6
     image = _volume()
     brain = (image[0] != 0).numpy()
@@ -247,7 +247,7 @@ def _case(folder: Path, dst: Path | None = None) -> dict[str, Path]:
 def _models(root: Path, seg_steps: int) -> dict[str, Path]:
     """Per task: a model fine-tuned with the cpu-small recipe on generated 2 mm data."""
     from brainfoundry.cli import main as cli
-    from brainfoundry.tasks.finetune import finetune, load_finetune_config
+    from brainfoundry.tasks.finetune import FinetuneConfig, finetune
 
     threads = torch.get_num_threads()
     for task, extra, n_test in (
@@ -262,7 +262,7 @@ def _models(root: Path, seg_steps: int) -> dict[str, Path]:
         # distractor ("no candidate voxel")
         args = ["synth", "task", task, "-o", str(data), "--n", "8", "--n-test", str(n_test)]
         assert cli([*args, "--resolution", "2", "--no-qc"]) == 0
-        cfg = load_finetune_config("cpu-small", None, [f"task={task}", *extra])
+        cfg = FinetuneConfig.load("cpu-small", None, [f"task={task}", *extra])
         finetune(cfg, data / "finetune", root / "models" / task, log=lambda _: None)
     torch.set_num_threads(threads)  # `prepare` (inside finetune) leaves the process at 1
     return {t: root / "models" / t for t in ("infarct", "brainage", "meningioma")}

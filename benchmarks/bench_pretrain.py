@@ -37,7 +37,7 @@ def one_case(family: str, size: str, patch: int, batch: int, method: str, steps:
 
     torch.manual_seed(0)
     channels = 2 if method == "cross-modal" else 1
-    bb = create_backbone(family, in_channels=1, out_channels=1, preset=size)
+    bb = create_backbone(family, in_channels=1, out_channels=1, size=size)
     kw = {"block_size": 8} if method != "contrastive" else {}
     obj = create_objective(method, bb, **kw)
     opt = torch.optim.AdamW(obj.parameters(), lr=1e-4)

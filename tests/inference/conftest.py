@@ -13,7 +13,7 @@ from tests.tasks.conftest import make_task
 @pytest.fixture(scope="session")
 def fomo(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
     """fomo[task] -> (model folder, test folder with preprocessed/ and labels/)."""
-    from brainfoundry.tasks.finetune import finetune, load_finetune_config
+    from brainfoundry.tasks.finetune import FinetuneConfig, finetune
 
     root = tmp_path_factory.mktemp("fomo")
     out = {}
@@ -23,8 +23,8 @@ def fomo(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
         ("meningioma", ["train.steps=2", "train.checkpoint_every=2", "shots=3"]),
     ):
         data = make_task(root / "data", task)
-        cfg = load_finetune_config(
-            "cpu-tiny", None, [f"task={task}", "data.spacing=[6,6,6]", "model.preset=tiny", *extra]
+        cfg = FinetuneConfig.load(
+            "cpu-tiny", None, [f"task={task}", "data.spacing=[6,6,6]", "model.size=tiny", *extra]
         )
         finetune(cfg, data / "finetune", root / "models" / task, log=lambda _: None)
         out[task] = (root / "models" / task, data / "test")

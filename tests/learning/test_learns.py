@@ -40,7 +40,7 @@ def test_segmentation_learns_the_lesion(tmp_path):
     rc = main([
         "finetune", "--task", "meningioma", "--data", str(data / "finetune"), "-o", str(out),
         "--shots", "8", "--seeds", "0", "--preset", "cpu-tiny", "data.spacing=[4,4,4]",
-        "train.steps=400", "train.checkpoint_every=200", "model.preset=mini", "optim.lr=0.005",
+        "train.steps=400", "train.checkpoint_every=200", "model.size=mini", "optim.lr=0.005",
         "val_cases=4", "model.channels=stem",
     ])  # fmt: skip
     assert rc == 0

@@ -57,7 +57,7 @@ def test_cnn_rejects_token_dropping():
 def test_arch_round_trip_is_exact_and_json(family):
     model = tiny(family, 3, 2, n_stages=3) if family == "resenc" else tiny(family, 3, 2, depth=1)
     arch = json.loads(json.dumps(model.arch()))
-    assert set(arch) == {"name", "preset", "kwargs"}
+    assert set(arch) == {"name", "size", "kwargs"}
     torch.manual_seed(0)
     again = create_backbone(**arch)
     assert again.arch() == model.arch()

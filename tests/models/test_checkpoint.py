@@ -17,7 +17,7 @@ from .conftest import tiny
 
 def test_card_json_round_trip():
     card = ModelCard(
-        arch={"name": "resenc", "preset": "tiny", "kwargs": {"in_channels": 2}},
+        arch={"name": "resenc", "size": "tiny", "kwargs": {"in_channels": 2}},
         in_channels=2,
         modalities=["flair", "t1"],
         spacing=[1, 1, 1.5],

@@ -16,7 +16,6 @@ import torch
 from brainfoundry.cli import main
 from brainfoundry.data.prepare import PrepareConfig, prepare
 from brainfoundry.data.preprocess import PreprocessConfig
-from brainfoundry.errors import ConfigError
 from brainfoundry.models.backbones import create_backbone
 from brainfoundry.ssl import OBJECTIVES, create_objective
 
@@ -53,7 +52,7 @@ def _batch(channels=1, views=False, b=2, size=32):
 def test_every_objective_trains_every_family(family, method):
     torch.manual_seed(0)
     channels = 2 if method == "cross-modal" else 1
-    bb = create_backbone(family, in_channels=1, out_channels=1, preset="tiny")
+    bb = create_backbone(family, in_channels=1, out_channels=1, size="tiny")
     kw = {"block_size": 8} if method != "contrastive" else {}
     obj = create_objective(method, bb, **kw)
     batch = _batch(channels, views=method in ("contrastive", "hybrid"))
@@ -70,7 +69,7 @@ def test_every_objective_trains_every_family(family, method):
 
 def test_objective_registry_and_bad_combinations():
     assert set(METHODS) <= set(OBJECTIVES.list())
-    bb = create_backbone("resenc", in_channels=2, out_channels=2, preset="tiny")
+    bb = create_backbone("resenc", in_channels=2, out_channels=2, size="tiny")
     with pytest.raises(ValueError, match="one-channel"):
         create_objective("cross-modal", bb)
     with pytest.raises(ValueError, match="two views"):
@@ -101,10 +100,9 @@ def test_pretrain_cli_errors_are_one_line(store, tmp_path, capsys):
     assert "unknown objective 'simclr'" in capsys.readouterr().err
     assert main(["pretrain", "--store", str(tmp_path), "-o", str(tmp_path / "r")]) == 2
     assert "not a brainfoundry store" in capsys.readouterr().err
-    with pytest.raises(ConfigError):
-        from brainfoundry.ssl.pretrain import preset_path
-
-        preset_path("gpu-huge")
+    assert main(_cli(store, tmp_path / "r", "--preset", "gpu-huge")) == 2
+    err = capsys.readouterr().err
+    assert "unknown pretrain preset 'gpu-huge'; known: cpu-small, cpu-tiny, gpu-base" in err
 
 
 def _run_cli(args, env_extra=None):

@@ -8,8 +8,9 @@ import torch
 from brainfoundry.models.backbones import create_backbone
 from brainfoundry.models.card import ModelCard
 from brainfoundry.models.checkpoint import save_model
+from brainfoundry.run_config import BackboneConfig
 from brainfoundry.tasks import get_task
-from brainfoundry.tasks.finetune import finetune, load_finetune_config
+from brainfoundry.tasks.finetune import FinetuneConfig, finetune
 from brainfoundry.tasks.model_io import build_backbone, load_task_model
 
 
@@ -29,7 +30,7 @@ def test_init_reports_loaded_keys_and_adapts_channels(tmp_path):
     src = pretrained_run(tmp_path / "pre")
     spec = get_task("infarct")
     model, card, report = build_backbone(
-        str(tmp_path / "pre"), spec, "resenc", "tiny", seed=0, channels="stem"
+        str(tmp_path / "pre"), spec, BackboneConfig(), seed=0, channels="stem"
     )
     assert card.ssl_method == "mae" and model.in_channels == 4
     assert report.adapted and all(v[0][1] == 1 and v[1][1] == 4 for v in report.adapted.values())
@@ -38,7 +39,7 @@ def test_init_reports_loaded_keys_and_adapts_channels(tmp_path):
     k = "encoder.stages.2.blocks.0.conv1.conv.weight"
     assert torch.equal(model.state_dict()[k], src.state_dict()[k])
     seg, _, rep = build_backbone(
-        str(tmp_path / "pre"), get_task("meningioma"), "resenc", "tiny", 0, channels="stem"
+        str(tmp_path / "pre"), get_task("meningioma"), BackboneConfig(), 0, channels="stem"
     )
     assert seg.out_channels == 2 and rep.mismatched  # the decoder's last layer: 1 -> 2 outputs
 
@@ -48,7 +49,7 @@ def test_shared_channels_encode_each_sequence_with_the_pretrained_weights(tmp_pa
 
     src = pretrained_run(tmp_path / "pre").eval()
     model, _, report = build_backbone(
-        str(tmp_path / "pre"), get_task("infarct"), "resenc", "tiny", seed=0, channels="shared"
+        str(tmp_path / "pre"), get_task("infarct"), BackboneConfig(), seed=0, channels="shared"
     )
     assert isinstance(model, Channelwise) and model.in_channels == 4
     assert not report.adapted and not report.missing  # the one-channel stem loads as it is
@@ -73,7 +74,7 @@ def test_shared_channels_encode_each_sequence_with_the_pretrained_weights(tmp_pa
 @pytest.mark.parametrize("channels", ["stem", "shared"])
 def test_finetune_from_pretrained_uses_card_and_records_report(tmp_path, task_data, channels):
     pretrained_run(tmp_path / "pre")
-    cfg = load_finetune_config(
+    cfg = FinetuneConfig.load(
         "cpu-tiny", None,
         ["task=brainage", f"init={tmp_path / 'pre'}", "shots=6", "seeds=[0]", "train.steps=2",
          "train.checkpoint_every=2", "data.spacing=[9,9,9]", f"model.channels={channels}"],
@@ -98,8 +99,8 @@ def test_rerun_with_another_split_is_refused(tmp_path, task_data):
     from brainfoundry.errors import ConfigError
 
     args = ["task=infarct", "seeds=[0]", "train.steps=1", "train.checkpoint_every=1"]
-    cfg = load_finetune_config("cpu-tiny", None, [*args, "shots=3"])
+    cfg = FinetuneConfig.load("cpu-tiny", None, [*args, "shots=3"])
     finetune(cfg, task_data["infarct"] / "finetune", tmp_path / "o", log=lambda _: None)
-    cfg = load_finetune_config("cpu-tiny", None, [*args, "shots=4"])
+    cfg = FinetuneConfig.load("cpu-tiny", None, [*args, "shots=4"])
     with pytest.raises(ConfigError, match="another split"):
         finetune(cfg, task_data["infarct"] / "finetune", tmp_path / "o", log=lambda _: None)

@@ -100,11 +100,11 @@ def test_zero_steps_is_a_pure_linear_probe(tmp_path, task_data):
     import pytest
 
     from brainfoundry.errors import ConfigError
-    from brainfoundry.tasks.finetune import finetune, load_finetune_config
+    from brainfoundry.tasks.finetune import FinetuneConfig, finetune
     from brainfoundry.tasks.model_io import load_task_model
 
     args = ["task=brainage", "shots=6", "seeds=[0]", "train.steps=0", "data.spacing=[6,6,6]"]
-    cfg = load_finetune_config("cpu-tiny", None, args)
+    cfg = FinetuneConfig.load("cpu-tiny", None, args)
     finetune(cfg, task_data["brainage"] / "finetune", tmp_path / "o", log=lambda _: None)
     seed = tmp_path / "o" / "seed_0"
     best = json.loads((seed / "val_metrics.json").read_text())
@@ -112,7 +112,7 @@ def test_zero_steps_is_a_pure_linear_probe(tmp_path, task_data):
     assert not (seed / "checkpoints").exists()  # no training ran
     model, card, _ = load_task_model(seed)
     assert card.extra["probe"]["alpha"] > 0 and float(model.head.weight.detach().abs().sum()) > 0
-    seg = load_finetune_config("cpu-tiny", None, ["task=meningioma", "train.steps=0", "shots=3"])
+    seg = FinetuneConfig.load("cpu-tiny", None, ["task=meningioma", "train.steps=0", "shots=3"])
     with pytest.raises(ConfigError, match="pure linear probe"):
         finetune(seg, task_data["meningioma"] / "finetune", tmp_path / "s", log=lambda _: None)
 

@@ -135,7 +135,7 @@ def pretrain_run(
     suite: Suite, store: Path, backbone: str, objective: str, out: Path, log=print, progress=False
 ):
     """The pretrained run for one (backbone, objective); skipped when already finished."""
-    from ..ssl.pretrain import load_pretrain_config, pretrain
+    from ..ssl.pretrain import PretrainConfig, pretrain
 
     fam, size = backbone.split(":")
     run = out / "pretrain" / f"{fam}-{size}" / objective
@@ -143,11 +143,11 @@ def pretrain_run(
         return run
     st = suite.pretrain
     ovr = [f"store={store}", f"objective.method={objective}", f"model.backbone={fam}",
-           f"model.preset={size}", f"train.progress={str(progress).lower()}"]  # fmt: skip
+           f"model.size={size}", f"train.progress={str(progress).lower()}"]  # fmt: skip
     if st.steps is not None:
         ovr.append(f"train.steps={st.steps}")
     extra = list(st.overrides) + list(st.per_key.get(objective, []))
-    cfg = load_pretrain_config(st.preset, None, ovr + extra)
+    cfg = PretrainConfig.load(st.preset, None, ovr + extra)
     t0 = time.perf_counter()
     with _quiet(progress):
         res = pretrain(cfg, run, resume=True)
@@ -165,7 +165,7 @@ def _jsonable(d: dict) -> dict:
 def run_cell(suite: Suite, cell: Cell, init: str, task_dir: Path, out: Path) -> dict:
     """Fine-tune and evaluate one cell; returns (and writes last) its done.json."""
     from ..tasks.evaluate import evaluate
-    from ..tasks.finetune import finetune, load_finetune_config
+    from ..tasks.finetune import FinetuneConfig, finetune
 
     cell_dir = out / cell.path
     done = cell_dir / "done.json"
@@ -175,12 +175,12 @@ def run_cell(suite: Suite, cell: Cell, init: str, task_dir: Path, out: Path) -> 
     st = suite.finetune
     spacing = ",".join(str(float(v)) for v in suite.data.spacing)
     ovr = [f"task={cell.task}", f"init={init}", f"seeds=[{cell.seed}]", f"shots={cell.shots}",
-           f"model.backbone={fam}", f"model.preset={size}", f"data.spacing=[{spacing}]",
+           f"model.backbone={fam}", f"model.size={size}", f"data.spacing=[{spacing}]",
            f"data.normalization={suite.data.normalization}", "train.progress=false"]  # fmt: skip
     if st.steps is not None:
         ovr.append(f"train.steps={st.steps}")
     extra = list(st.overrides) + list(st.per_key.get(cell.task, []))
-    cfg = load_finetune_config(st.preset, None, ovr + extra)
+    cfg = FinetuneConfig.load(st.preset, None, ovr + extra)
     stores = out / "store" / cell.task
     t0 = time.perf_counter()
     with _quiet():

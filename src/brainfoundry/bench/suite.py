@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 from ..config import load_config
 from ..errors import ConfigError
+from ..presets import preset_path
 
 TASKS = ("infarct", "meningioma", "brainage")
 OBJECTIVES = ("scratch", "mae", "contrastive", "hybrid", "cross-modal")
@@ -132,12 +132,10 @@ def suite_path(name: str | Path) -> Path:
         if not p.is_file():
             raise ConfigError(f"--suite {name}: file not found")
         return p
-    builtin = Path(str(resources.files("brainfoundry.presets") / "suites"))
-    path = builtin / f"{name}.yaml"
-    if not path.is_file():
-        known = sorted(q.stem for q in builtin.glob("*.yaml"))
-        raise ConfigError(f"--suite {name}: unknown suite; built in: {known}, or a .yaml file")
-    return path
+    try:
+        return preset_path("suites", str(name))
+    except ConfigError as e:
+        raise ConfigError(f"--suite {name}: {e}, or a .yaml file") from None
 
 
 def load_suite(name: str | Path, overrides: list[str] | None = None) -> Suite:

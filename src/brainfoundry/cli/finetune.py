@@ -42,14 +42,14 @@ def finetune(
     overrides: list[str] = typer.Argument(None, help="Config overrides a.b=c."),
 ) -> None:
     """Fine-tune a task model few-shot over several seeds; the test set is never touched."""
+    from ..tasks.finetune import FinetuneConfig
     from ..tasks.finetune import finetune as run
-    from ..tasks.finetune import load_finetune_config
 
     ovr = [f"task={task}", f"init={init}", f"seeds=[{','.join(map(str, _seeds(seeds)))}]"]
     for key, val in (("shots", shots), ("strategy.name", strategy), ("train.steps", steps)):
         if val is not None:
             ovr.append(f"{key}={val}")
-    cfg = load_finetune_config(preset, config, ovr + list(overrides or []))
+    cfg = FinetuneConfig.load(preset, config, ovr + list(overrides or []))
     res = run(cfg, data, output, log=typer.echo)
     for seed, vals in res.items():
         typer.echo(f"seed {seed}: best validation {vals}")

@@ -39,6 +39,6 @@ def import_(
     from ..models.interop.nnssl import import_nnssl
 
     _, card, report = import_nnssl(ckpt, out)
-    typer.echo(f"imported {card.arch['name']} ({card.arch['preset']}) -> {out}\n{report}")
+    typer.echo(f"imported {card.arch['name']} ({card.arch['size']}) -> {out}\n{report}")
     if strict and not report.ok:
         raise ConfigError(f"{ckpt}: weights did not all match the architecture (see above)")

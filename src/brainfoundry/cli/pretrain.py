@@ -31,25 +31,25 @@ def pretrain(
     Multi-GPU / multi-node: `torchrun --nproc_per_node N -m brainfoundry pretrain ...`.
     """
     from .. import distributed as dist
-    from ..ssl.pretrain import load_pretrain_config
+    from ..ssl.pretrain import PretrainConfig
     from ..ssl.pretrain import pretrain as run
 
     ovr = [f"store={store}"]
     for key, val in (
         ("objective.method", method),
         ("model.backbone", backbone),
-        ("model.preset", size),
+        ("model.size", size),
         ("train.steps", steps),
     ):
         if val is not None:
             ovr.append(f"{key}={val}")
-    cfg = load_pretrain_config(preset, config, ovr + list(overrides or []))
+    cfg = PretrainConfig.load(preset, config, ovr + list(overrides or []))
     try:
         out = run(cfg, output, resume=resume)
     finally:
         dist.shutdown()
     if dist.is_main():
         typer.echo(
-            f"pretrained {cfg.model.backbone}/{cfg.model.preset} with {cfg.objective.method} "
+            f"pretrained {cfg.model.backbone}/{cfg.model.size} with {cfg.objective.method} "
             f"for {out['step']} steps (loss {out.get('loss', float('nan')):.4f}) -> {output}"
         )

@@ -37,7 +37,10 @@ class ModelCard:
 
     def __post_init__(self) -> None:
         if not isinstance(self.arch, dict) or not {"name", "kwargs"} <= set(self.arch):
-            raise ValueError("ModelCard.arch must be Backbone.arch(): {'name', 'preset', 'kwargs'}")
+            raise ValueError("ModelCard.arch must be Backbone.arch(): {'name', 'size', 'kwargs'}")
+        if "preset" in self.arch and "size" not in self.arch:  # older cards named it "preset"
+            self.arch = {**self.arch, "size": self.arch["preset"]}
+            del self.arch["preset"]
         self.in_channels = int(self.in_channels)
         self.modalities = list(self.modalities)
         if self.modalities and len(self.modalities) != self.in_channels:

@@ -123,7 +123,7 @@ def build_from_card(
             arch["name"],
             in_channels=in_channels,
             out_channels=out_channels,
-            preset=arch.get("preset", "tiny"),
+            size=arch["size"],
             kwargs=arch["kwargs"],
         )
     except (KeyError, TypeError) as e:

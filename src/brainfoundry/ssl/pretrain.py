@@ -8,36 +8,27 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from .. import __version__
-from ..config import load_config, save_config
-from ..engine import OptimConfig, TrainConfig, Trainer
+from ..config import save_config
+from ..engine import Trainer
 from ..errors import ConfigError
-
-PRESETS = ("cpu-tiny", "cpu-small", "gpu-base", "gpu-large")
+from ..run_config import BackboneConfig, RunConfig, SamplingConfig
 
 
 @dataclass
-class DataConfig:
-    patch_size: tuple[int, int, int] = (64, 64, 64)
-    samples_per_epoch: int | None = None  # default: every scan/session once
+class DataConfig(SamplingConfig):
     foreground_prob: float = 0.9
     modalities: list[str] | None = None  # None: each scan is a sample (cross-modal: all of them)
-    augment: str = "ssl"  # an augmentation preset (brainfoundry.transforms.PRESETS)
-    margin: int = 8  # extra voxels read around a patch for rotations
 
 
 @dataclass
-class ModelConfig:
-    backbone: str = "resenc"
-    preset: str = "tiny"
+class ModelConfig(BackboneConfig):
     in_channels: int = 1
-    kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -50,26 +41,13 @@ class ObjectiveConfig:
 
 
 @dataclass
-class PretrainConfig:
+class PretrainConfig(RunConfig):
     store: str = ""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
 
-
-def preset_path(name: str) -> Path:
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
-    return Path(str(resources.files("brainfoundry.presets") / f"{name}.yaml"))
-
-
-def load_pretrain_config(
-    preset: str | None, config: str | Path | None, overrides: list[str]
-) -> PretrainConfig:
-    """Defaults ← preset YAML ← user YAML ← `a.b=c` overrides."""
-    return load_config(PretrainConfig, [preset_path(preset) if preset else None, config], overrides)
+    preset_kind: ClassVar[str] = "pretrain"
 
 
 def build_dataset(cfg: PretrainConfig, store, n_views: int):
@@ -83,7 +61,7 @@ def build_dataset(cfg: PretrainConfig, store, n_views: int):
         modalities = sorted(store.manifest["modality"].unique())
     return PatchDataset(
         store,
-        cfg.data.patch_size,
+        tuple(cfg.data.patch_size),
         modalities=modalities,
         samples_per_epoch=cfg.data.samples_per_epoch,
         foreground_prob=cfg.data.foreground_prob,
@@ -112,7 +90,7 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path, *, resume: bool = True) -
         cfg.model.backbone,
         in_channels=in_ch,
         out_channels=in_ch,
-        preset=cfg.model.preset,
+        size=cfg.model.size,
         **cfg.model.kwargs,
     )
     objective = create_objective(method, backbone, **objective_kwargs(cfg.objective))

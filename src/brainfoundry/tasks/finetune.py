@@ -12,17 +12,17 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from .. import __version__
-from ..config import load_config, save_config
-from ..engine import OptimConfig, TrainConfig, Trainer
+from ..config import save_config
+from ..engine import Trainer
 from ..errors import ConfigError
 from ..evaluation.metrics import higher_is_better
 from ..models.card import ModelCard
 from ..models.checkpoint import save_model
+from ..run_config import BackboneConfig, RunConfig, SamplingConfig
 from .data import case_table, few_shot_split, prepare_task_data, preprocess_config, write_splits
 from .heads import create_task_model
 from .model_io import build_backbone, report_dict
@@ -30,34 +30,32 @@ from .spec import get_task
 from .strategies import StrategyConfig, describe, param_groups
 from .validate import calibrate_regression, validate
 
-PRESETS = ("cpu-tiny", "cpu-small", "gpu-base")
-
 
 @dataclass
-class FinetuneData:
+class FinetuneData(SamplingConfig):
+    """Inputs: `patch_size` is segmentation's training patch; case-level tasks see whole volumes."""
+
     spacing: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])  # scratch only
     normalization: str = "zscore"  # scratch only (preprocess.normalization; a suite sets it)
     volume_shape: list[int] | None = None  # case-level input box; None: fits every brain
-    patch_size: list[int] = field(default_factory=lambda: [64, 64, 64])  # segmentation
     augment: str = "light"
+    margin: int = 4
     modality_dropout: float = 0.2  # chance a sample loses some present channels
     lesion_prob: float = 0.5  # segmentation: patches centred on a labelled voxel
-    margin: int = 4
-    samples_per_epoch: int | None = None
     overlap: float = 0.5  # sliding-window overlap at validation
 
 
 @dataclass
-class FinetuneModel:
-    backbone: str = "resenc"  # scratch only; a pretrained init brings its own
-    preset: str = "tiny"
+class FinetuneModel(BackboneConfig):
+    """backbone/size/kwargs build the scratch network; a pretrained init brings its own."""
+
     # "shared": each sequence through one one-channel encoder, as pretrained (models/channelwise);
     # "stem": one encoder whose first convolution mixes the sequences
     channels: Literal["stem", "shared"] = "shared"
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(RunConfig):
     task: str = ""
     init: str = "scratch"
     shots: int | None = None  # None: all but a validation fifth
@@ -66,25 +64,17 @@ class FinetuneConfig:
     data: FinetuneData = field(default_factory=FinetuneData)
     model: FinetuneModel = field(default_factory=FinetuneModel)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
 
+    preset_kind: ClassVar[str] = "finetune"
 
-def preset_path(name: str) -> Path:
-    if name not in PRESETS:
-        raise ConfigError(f"unknown finetune preset {name!r}; known: {', '.join(PRESETS)}")
-    return Path(str(resources.files("brainfoundry.presets") / f"finetune-{name}.yaml"))
-
-
-def load_finetune_config(preset, config, overrides: list[str]) -> FinetuneConfig:
-    """Defaults ← preset ← user YAML ← the task spec's defaults ← `a.b=c` overrides."""
-    paths = [preset_path(preset) if preset else None, config]
-    cfg = load_config(FinetuneConfig, paths, overrides)
-    if cfg.task:
-        spec_defaults = get_task(cfg.task).defaults
+    @classmethod
+    def load(cls, preset, config, overrides: list[str]) -> FinetuneConfig:
+        """Defaults ← preset ← user YAML ← the task spec's defaults ← `a.b=c` overrides."""
+        cfg = super().load(preset, config, overrides)
+        spec_defaults = get_task(cfg.task).defaults if cfg.task else []
         if spec_defaults:
-            cfg = load_config(FinetuneConfig, paths, [*spec_defaults, *overrides])
-    return cfg
+            cfg = super().load(preset, config, [*spec_defaults, *overrides])
+        return cfg
 
 
 def finetune(
@@ -158,7 +148,7 @@ def finetune_seed(cfg, spec, store, cases, seed_dir: Path, seed: int, log=print)
     run_cfg = dataclasses.replace(cfg, train=train_cfg, seeds=[int(seed)])
     save_config(run_cfg, seed_dir / "config.yaml")
     backbone, init_card, report = build_backbone(
-        cfg.init, spec, cfg.model.backbone, cfg.model.preset, seed, cfg.model.channels
+        cfg.init, spec, cfg.model, seed, cfg.model.channels
     )
     if report is not None:
         log(f"seed {seed}: init from {cfg.init}: {report}")

@@ -16,6 +16,7 @@ from ..models.backbones import create_backbone
 from ..models.card import ModelCard
 from ..models.checkpoint import CARD, WEIGHTS, build_from_card, load_model, read_weights
 from ..models.loading import LoadReport
+from ..run_config import BackboneConfig
 from .heads import create_task_model
 from .spec import TaskSpec
 
@@ -26,11 +27,12 @@ def decoder_channels(spec: TaskSpec) -> int | None:
 
 
 def build_backbone(
-    init: str, spec: TaskSpec, backbone: str, preset: str, seed: int, channels: str = "stem"
+    init: str, spec: TaskSpec, model_cfg: BackboneConfig, seed: int, channels: str = "stem"
 ) -> tuple[nn.Module, ModelCard | None, LoadReport | None]:
     """(backbone, the init card or None, LoadReport or None) with task channels and outputs.
 
-    channels "stem": one network whose first convolution sees every sequence (pretrained
+    `model_cfg` (family, size, kwargs) builds a scratch network; a pretrained init brings its
+    own. channels "stem": one network whose first convolution sees every sequence (pretrained
     one-channel weights copied to each); "shared": every sequence through the same one-channel
     network (`models.channelwise`), as it was pretrained."""
     if channels not in ("stem", "shared"):
@@ -40,8 +42,15 @@ def build_backbone(
     n_in = 1 if channels == "shared" else n_task
     if init == "scratch":
         out = decoder_channels(spec) or 1
-        model = create_backbone(backbone, in_channels=n_in, out_channels=out, preset=preset)
+        model = create_backbone(
+            model_cfg.backbone, in_channels=n_in, out_channels=out, size=model_cfg.size,
+            **model_cfg.kwargs,
+        )  # fmt: skip
         return _wrap(model, channels, n_task), None, None
+    if model_cfg.kwargs:
+        raise ConfigError(
+            f"model.kwargs {model_cfg.kwargs} shape a scratch network; --init {init} brings its own"
+        )
     run = Path(init)
     if not (run / CARD).is_file():
         raise ConfigError(f"--init {init}: not a run folder with card.json (or use 'scratch')")

@@ -1,4 +1,4 @@
-"""Backbone registry: `create_backbone("resenc" | "primus", in_channels, out_channels, preset)`.
+"""Backbone registry: `create_backbone("resenc" | "primus", in_channels, out_channels, size)`.
 
 Every backbone has the same small interface (see `base.Backbone`): `encode(x, keep=None)` →
 features (deepest last), `decode(feats)` → full-resolution map, `arch()` → recipe for the card.
@@ -19,11 +19,11 @@ def create_backbone(
     name: str,
     in_channels: int | None = None,
     out_channels: int | None = None,
-    preset: str = "tiny",
+    size: str = "tiny",
     kwargs: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> Backbone:
-    """Build a registered backbone from a preset plus overrides.
+    """Build a registered backbone from a named size plus overrides.
 
     `kwargs` is the dict that `Backbone.arch()` returns (it holds in/out channels and every
     resolved option), so `create_backbone(**model.arch())` rebuilds the same network;
@@ -40,7 +40,7 @@ def create_backbone(
             raise ConfigError(f"create_backbone({name!r}): {key} is required")
         if int(kw[key]) < 1:
             raise ConfigError(f"create_backbone({name!r}): {key} must be >= 1, got {kw[key]}")
-    return BACKBONES.create(name, preset=preset, **kw)
+    return BACKBONES.create(name, size=size, **kw)
 
 
 # registration happens on import of each family

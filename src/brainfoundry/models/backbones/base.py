@@ -20,7 +20,7 @@ class Backbone(nn.Module):
 
     Attributes:
         name: registry name (``"resenc"``, ``"primus"``).
-        preset: the preset it was built from (a label; `arch()["kwargs"]` holds every value).
+        size: the size it was built from (a label; `arch()["kwargs"]` holds every value).
         in_channels / out_channels: input channels and channels of `decode`'s output.
         embed_dim: channels of the deepest feature (what pooled heads see).
         feature_channels: channels of each feature returned by `encode`.
@@ -32,9 +32,9 @@ class Backbone(nn.Module):
     name: str = ""
     in_proj_keys: tuple[str, ...] = ()
 
-    def __init__(self, preset: str, kwargs: dict[str, Any]):
+    def __init__(self, size: str, kwargs: dict[str, Any]):
         super().__init__()
-        self.preset = preset
+        self.size = size
         self._arch_kwargs = copy.deepcopy(kwargs)
         self.in_channels: int = int(kwargs["in_channels"])
         self.out_channels: int = int(kwargs["out_channels"])
@@ -46,7 +46,7 @@ class Backbone(nn.Module):
         """JSON-able recipe; `create_backbone(**model.arch())` builds the same network."""
         return {
             "name": self.name,
-            "preset": self.preset,
+            "size": self.size,
             "kwargs": copy.deepcopy(self._arch_kwargs),
         }
 

@@ -24,7 +24,7 @@ from .vit import Eva
 
 # S/B/M/L exactly as DNA's _PRIMUS_CONFIGS; the input shape only sizes the position embedding.
 _COMMON = {"patch_size": 8, "input_shape": [160, 160, 160], "init_values": 0.1}
-PRESETS: dict[str, dict[str, Any]] = {
+SIZES: dict[str, dict[str, Any]] = {
     "tiny": {
         "embed_dim": 48,
         "depth": 2,
@@ -101,9 +101,9 @@ class Primus(Backbone):
     name = "primus"
     in_proj_keys = ("down_projection.proj",)
 
-    def __init__(self, preset: str = "tiny", **kwargs: Any):
-        kw = _resolve(preset, kwargs)
-        super().__init__(preset, kw)
+    def __init__(self, size: str = "tiny", **kwargs: Any):
+        kw = _resolve(size, kwargs)
+        super().__init__(size, kw)
         p, dim = kw["patch_size"], kw["embed_dim"]
         self.patch_size = p
         self.ref_grid = tuple(s // p for s in kw["input_shape"])
@@ -164,11 +164,11 @@ def _keep_indices(keep: torch.Tensor, b: int, n: int) -> torch.Tensor:
     return keep.nonzero()[:, 1].reshape(b, int(counts[0]))
 
 
-def _resolve(preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown primus preset {preset!r}; known: {', '.join(PRESETS)}")
-    kw = {**DEFAULTS, **PRESETS[preset], **overrides}
-    allowed = set(DEFAULTS) | set(PRESETS["tiny"]) | {"in_channels", "out_channels"}
+def _resolve(size: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    if size not in SIZES:
+        raise ConfigError(f"unknown primus size {size!r}; known: {', '.join(SIZES)}")
+    kw = {**DEFAULTS, **SIZES[size], **overrides}
+    allowed = set(DEFAULTS) | set(SIZES["tiny"]) | {"in_channels", "out_channels"}
     unknown = set(kw) - allowed
     if unknown:
         raise ConfigError(f"unknown primus option(s) {sorted(unknown)}; allowed: {sorted(allowed)}")

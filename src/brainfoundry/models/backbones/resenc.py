@@ -17,7 +17,7 @@ from . import BACKBONES
 from .base import Backbone, reject_keep
 
 # ResEnc-L is exactly nnssl's `get_res_enc_l` ("Revisiting MAE pre-training", arXiv 2410.23132).
-PRESETS: dict[str, dict[str, Any]] = {
+SIZES: dict[str, dict[str, Any]] = {
     "tiny": {  # tests: a 32^3 forward+backward in tens of milliseconds
         "n_stages": 3,
         "features_per_stage": [8, 16, 32],
@@ -95,7 +95,7 @@ class ResEncUNet(Backbone):
     name = "resenc"
     in_proj_keys = ("encoder.stem.convs.0.conv", "encoder.stem.convs.0.all_modules.0")
 
-    def __init__(self, preset: str = "tiny", **kwargs: Any):
+    def __init__(self, size: str = "tiny", **kwargs: Any):
         try:
             from dynamic_network_architectures.architectures.unet import ResidualEncoderUNet
         except ImportError as e:
@@ -104,8 +104,8 @@ class ResEncUNet(Backbone):
                 "pip install --no-deps dynamic-network-architectures==0.4.4 (scripts/install.sh)"
             ) from e
 
-        kw = _resolve(preset, kwargs)
-        super().__init__(preset, kw)
+        kw = _resolve(size, kwargs)
+        super().__init__(size, kw)
         net = ResidualEncoderUNet(**dna_kwargs(kw))
         net.apply(net.initialize)  # nnU-Net's init: He(1e-2), last norm of each residual block = 0
         self.encoder = net.encoder
@@ -126,17 +126,17 @@ class ResEncUNet(Backbone):
         return self.decoder(feats)
 
 
-def _resolve(preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    if preset not in PRESETS and preset != "custom":  # "custom": every option given explicitly
-        known = ", ".join([*PRESETS, "custom"])
-        raise ConfigError(f"unknown resenc preset {preset!r}; known: {known}")
-    kw = {**PRESETS.get(preset, {}), **overrides}
-    allowed = set(PRESETS["tiny"]) | {"in_channels", "out_channels"}
+def _resolve(size: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    if size not in SIZES and size != "custom":  # "custom": every option given explicitly
+        known = ", ".join([*SIZES, "custom"])
+        raise ConfigError(f"unknown resenc size {size!r}; known: {known}")
+    kw = {**SIZES.get(size, {}), **overrides}
+    allowed = set(SIZES["tiny"]) | {"in_channels", "out_channels"}
     unknown, absent = set(kw) - allowed, allowed - set(kw)
     if unknown:
         raise ConfigError(f"unknown resenc option(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
     if absent:
-        raise ConfigError(f"resenc preset {preset!r} needs option(s) {sorted(absent)}")
+        raise ConfigError(f"resenc size {size!r} needs option(s) {sorted(absent)}")
     n = kw["n_stages"]
     for key in ("features_per_stage", "strides", "n_blocks_per_stage"):
         if len(kw[key]) != n:

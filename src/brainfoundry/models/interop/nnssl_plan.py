@@ -26,22 +26,22 @@ def _shape(kw: dict[str, Any]) -> dict[str, Any]:
 def named_primus(kw: dict[str, Any]) -> str | None:
     """'PrimusM' etc. when the kwargs are exactly that nnssl/DNA configuration."""
     for size in ("S", "B", "M", "L"):
-        preset = {**primus_mod.DEFAULTS, **primus_mod.PRESETS[size]}
-        same = all(kw[k] == preset[k] for k in _PRIMUS_KEYS)
+        named = {**primus_mod.DEFAULTS, **primus_mod.SIZES[size]}
+        same = all(kw[k] == named[k] for k in _PRIMUS_KEYS)
         if same and kw["use_rope"] and kw["scale_attn_inner"]:
             return f"Primus{size}"
     return None
 
 
 def architecture_plans(arch: dict[str, Any]) -> dict[str, Any]:
-    """nnssl `ArchitecturePlans.serialize()` for our arch: a preset name, or DNA kwargs."""
+    """nnssl `ArchitecturePlans.serialize()` for our arch: a size name, or DNA kwargs."""
     kw = arch["kwargs"]
     if arch["name"] == "primus":
         name = named_primus(kw)
         # nnssl knows only the four named Primus sizes; others keep their recipe in our card
         return {"arch_class_name": name or "Primus", "arch_kwargs": None,
                 "arch_kwargs_requiring_import": None}  # fmt: skip
-    if _shape(kw) == resenc_mod.PRESETS["L"]:
+    if _shape(kw) == resenc_mod.SIZES["L"]:
         return {"arch_class_name": "ResEncL", "arch_kwargs": None,
                 "arch_kwargs_requiring_import": None}  # fmt: skip
     n = kw["n_stages"]
@@ -121,20 +121,20 @@ def arch_from_plan(plan: dict[str, Any], config: dict[str, Any], weights: dict) 
     if name in ("PrimusS", "PrimusB", "PrimusM", "PrimusL"):
         ups = sorted(k for k in weights if k.startswith("up_projection.") and k.endswith("weight"))
         c_out = int(weights[ups[-1]].shape[1]) if ups else 1  # ConvTranspose: [in, out, ...]
-        kw = {**primus_mod.DEFAULTS, **primus_mod.PRESETS[name[-1]]}
+        kw = {**primus_mod.DEFAULTS, **primus_mod.SIZES[name[-1]]}
         kw |= {
             "in_channels": c_in,
             "out_channels": c_out,
             "input_shape": list(config["patch_size"]),
         }
-        return {"name": "primus", "preset": name[-1], "kwargs": kw}
+        return {"name": "primus", "size": name[-1], "kwargs": kw}
     seg = weights.get("decoder.seg_layers.0.weight")
     c_out = int(seg.shape[0]) if seg is not None else 1
     if name == "ResEncL":
-        kw = {**resenc_mod.PRESETS["L"], "in_channels": c_in, "out_channels": c_out}
-        return {"name": "resenc", "preset": "L", "kwargs": kw}
+        kw = {**resenc_mod.SIZES["L"], "in_channels": c_in, "out_channels": c_out}
+        return {"name": "resenc", "size": "L", "kwargs": kw}
     if name == "ResidualEncoderUNet" and ap.get("arch_kwargs"):
-        return {"name": "resenc", "preset": "custom", "kwargs": _resenc_kwargs(ap["arch_kwargs"])
+        return {"name": "resenc", "size": "custom", "kwargs": _resenc_kwargs(ap["arch_kwargs"])
                 | {"in_channels": c_in, "out_channels": c_out}}  # fmt: skip
     raise ConfigError(
         f"cannot import nnssl architecture {ap['arch_class_name']!r}: supported are ResEncL, "
