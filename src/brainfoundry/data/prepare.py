@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from ..io.layouts import ScanEntry, discover
 from ..io.volume import Volume, read_volume
 from ..workers import init_worker
 from .arrays import ArrayFormat, write_array
-from .preprocess import PreprocessConfig, preprocess_group
+from .preprocess import PreprocessConfig, Preprocessed, preprocess_group
 from .store import merge, scan_id
 
 N_LOCATIONS = 2000
@@ -91,11 +92,10 @@ def _error(path: str, problem: str, entry: ScanEntry | None = None) -> dict:
     return err
 
 
-def process_session(
-    ents: list[ScanEntry], store: str, cfg: PrepareConfig
-) -> tuple[int, list[dict]]:
-    """Preprocess one session into the store. Returns (scans written, errors)."""
-    root = Path(store)
+def _read_scans(
+    root: Path, ents: list[ScanEntry]
+) -> tuple[list[tuple[ScanEntry, Volume]], list[dict]]:
+    """The session's readable scans; an unreadable one becomes an error and a failed marker."""
     errors: list[dict] = []
     vols: list[tuple[ScanEntry, Volume]] = []
     for e in ents:
@@ -103,7 +103,14 @@ def process_session(
             vols.append((e, read_volume(e.path, e.series_uid)))
         except InputError as err:
             errors.append(_fail(root, e, err.path, err.problem))
-    # group co-registered scans: same shape and affine
+    return vols, errors
+
+
+def _coregistered(
+    vols: list[tuple[ScanEntry, Volume]],
+) -> list[list[tuple[ScanEntry, Volume]]]:
+    """Scans grouped by grid (same shape and affine), in first-seen order: each group is
+    preprocessed as one multi-channel image."""
     groups: list[list[tuple[ScanEntry, Volume]]] = []
     for ev in vols:
         for g in groups:
@@ -113,64 +120,125 @@ def process_session(
                 break
         else:
             groups.append([ev])
+    return groups
+
+
+def _preprocess(
+    root: Path, group: list[tuple[ScanEntry, Volume]], several_grids: bool, cfg: PrepareConfig
+) -> tuple[Preprocessed | None, list[dict]]:
+    """The group preprocessed with its label map, or None and one error per scan (each also
+    marked failed) when an input is bad or preprocessing breaks."""
+    e0 = group[0][0]
+    seg = None
+    try:
+        if e0.seg_path:
+            seg = read_volume(e0.seg_path, label=True)
+            if seg.shape != group[0][1].shape and several_grids:
+                seg = None  # the label belongs to another grid of this session
+        return preprocess_group([v for _, v in group], cfg.preprocess, seg), []
+    except InputError as err:
+        return None, [_fail(root, e, err.path, err.problem) for e, _ in group]
+    except (ValueError, RuntimeError, MemoryError) as err:
+        msg = f"preprocessing failed ({type(err).__name__}: {err})"
+        return None, [_fail(root, e, e.path, msg) for e, _ in group]
+
+
+def _write_label_and_locs(
+    root: Path, gid: str, pre: Preprocessed, cfg: PrepareConfig
+) -> tuple[str | None, str]:
+    """The group's label map (if any) and its sampled foreground/lesion voxel coordinates.
+    Returns their paths relative to the store."""
+    seg_rel = None
+    lesion = np.zeros((0, 3), np.uint16)
+    if pre.label is not None:
+        seg_rel = f"labels/{gid}.b2nd"
+        write_array(root / seg_rel, pre.label, cfg.array)
+        lesion = _sample_coords(pre.label > 0, gid + "les")
+    fg = _sample_coords(pre.fg_mask, gid)
+    locs_rel = f"locs/{gid}.npz"
+    with atomic_path(root / locs_rel) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, fg=fg, lesion=lesion)
+    return seg_rel, locs_rel
+
+
+def _write_scan(
+    root: Path,
+    e: ScanEntry,
+    v: Volume,
+    img: np.ndarray,
+    st: dict,
+    shared: dict,
+    cfg: PrepareConfig,
+) -> None:
+    """One scan's array, then its record: the record is written last, so it marks the scan
+    done. `shared` holds the group's group id, seg and locs paths and geometry."""
+    sid = scan_id(e.dataset, e.subject, e.session, e.sequence)
+    rel = f"arrays/{sid}.b2nd"
+    nbytes = write_array(root / rel, img, cfg.array)
+    rec = {
+        "scan_id": sid,
+        "dataset": e.dataset,
+        "subject": e.subject,
+        "session": e.session,
+        "sequence": e.sequence,
+        "modality": e.modality,
+        "group": shared["group"],
+        "source": e.path,
+        "source_fingerprint": _fingerprint(e.path),
+        "source_shape": list(v.shape),
+        "source_spacing": list(v.spacing),
+        "array": rel,
+        "shape": list(img.shape),
+        "spacing": list(cfg.preprocess.spacing),
+        "dtype": str(img.dtype),
+        "nbytes": nbytes,
+        "seg": shared["seg"],
+        "locs": shared["locs"],
+        "label": e.label,
+        "quality": e.quality,
+        **st,
+        "geometry": shared["geometry"],
+    }
+    atomic_write_text(root / "records" / f"{sid}.json", json.dumps(rec))
+
+
+def _write_group(
+    root: Path,
+    gid: str,
+    group: list[tuple[ScanEntry, Volume]],
+    pre: Preprocessed,
+    cfg: PrepareConfig,
+) -> int:
+    """Write a preprocessed group into the store. Returns the number of scans written."""
+    seg_rel, locs_rel = _write_label_and_locs(root, gid, pre, cfg)
+    shared = {
+        "group": gid,
+        "seg": seg_rel,
+        "locs": locs_rel,
+        "geometry": json.dumps(pre.geometry.to_json()),
+    }
+    written = 0
+    for (e, v), img, st in zip(group, pre.images, pre.stats):
+        _write_scan(root, e, v, img, st, shared, cfg)
+        written += 1
+    return written
+
+
+def process_session(
+    ents: list[ScanEntry], store: str, cfg: PrepareConfig
+) -> tuple[int, list[dict]]:
+    """Preprocess one session into the store. Returns (scans written, errors)."""
+    root = Path(store)
+    vols, errors = _read_scans(root, ents)
+    groups = _coregistered(vols)
     written = 0
     for gi, group in enumerate(groups):
         e0 = group[0][0]
         gid = scan_id(e0.dataset, e0.subject, e0.session, f"g{gi}")
-        seg = None
-        try:
-            if e0.seg_path:
-                seg = read_volume(e0.seg_path, label=True)
-                if seg.shape != group[0][1].shape and len(groups) > 1:
-                    seg = None  # the label belongs to another grid of this session
-            pre = preprocess_group([v for _, v in group], cfg.preprocess, seg)
-        except InputError as err:
-            errors.extend(_fail(root, e, err.path, err.problem) for e, _ in group)
-            continue
-        except (ValueError, RuntimeError, MemoryError) as err:
-            msg = f"preprocessing failed ({type(err).__name__}: {err})"
-            errors.extend(_fail(root, e, e.path, msg) for e, _ in group)
-            continue
-        seg_rel = None
-        lesion = np.zeros((0, 3), np.uint16)
-        if pre.label is not None:
-            seg_rel = f"labels/{gid}.b2nd"
-            write_array(root / seg_rel, pre.label, cfg.array)
-            lesion = _sample_coords(pre.label > 0, gid + "les")
-        fg = _sample_coords(pre.fg_mask, gid)
-        locs_rel = f"locs/{gid}.npz"
-        with atomic_path(root / locs_rel) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, fg=fg, lesion=lesion)
-        for (e, v), img, st in zip(group, pre.images, pre.stats):
-            sid = scan_id(e.dataset, e.subject, e.session, e.sequence)
-            rel = f"arrays/{sid}.b2nd"
-            nbytes = write_array(root / rel, img, cfg.array)
-            rec = {
-                "scan_id": sid,
-                "dataset": e.dataset,
-                "subject": e.subject,
-                "session": e.session,
-                "sequence": e.sequence,
-                "modality": e.modality,
-                "group": gid,
-                "source": e.path,
-                "source_fingerprint": _fingerprint(e.path),
-                "source_shape": list(v.shape),
-                "source_spacing": list(v.spacing),
-                "array": rel,
-                "shape": list(img.shape),
-                "spacing": list(cfg.preprocess.spacing),
-                "dtype": str(img.dtype),
-                "nbytes": nbytes,
-                "seg": seg_rel,
-                "locs": locs_rel,
-                "label": e.label,
-                "quality": e.quality,
-                **st,
-                "geometry": json.dumps(pre.geometry.to_json()),
-            }
-            atomic_write_text(root / "records" / f"{sid}.json", json.dumps(rec))
-            written += 1
+        pre, errs = _preprocess(root, group, len(groups) > 1, cfg)
+        errors.extend(errs)
+        if pre is not None:
+            written += _write_group(root, gid, group, pre, cfg)
     return written, errors
 
 
@@ -193,6 +261,72 @@ def _sample_coords(mask: np.ndarray, key: str) -> np.ndarray:
     return np.stack(np.unravel_index(flat, mask.shape), axis=1).astype(np.uint16)
 
 
+def _check_inputs(raw: Path, store: Path, i: int, n: int) -> None:
+    """Refuse a shard index out of range, and a store inside the (read-only) raw data."""
+    if not (0 <= i < n):
+        raise BrainFoundryError(f"--shard {i}/{n}: need 0 <= i < n")
+    if store.resolve() == raw.resolve() or raw.resolve() in store.resolve().parents:
+        raise BrainFoundryError(
+            f"{store}: the store must not be inside the raw data (inputs are read-only)"
+        )
+
+
+def _known_modalities(
+    entries: list[ScanEntry], cfg: PrepareConfig, res: PrepareResult, log
+) -> list[ScanEntry]:
+    """The entries whose modality is known once `cfg.modality_map` is applied; each other one
+    is reported as an error naming the --map that fixes it."""
+    known = []
+    for e in entries:
+        if e.sequence.lower() in cfg.modality_map:
+            e.modality = cfg.modality_map[e.sequence.lower()]
+        if e.modality is None:
+            msg = f"unknown sequence {e.sequence!r}; map it with --map {e.sequence}=<modality>"
+            _collect(res, 0, [_error(e.path, msg, e)], log, count=False)
+        else:
+            known.append(e)
+    return known
+
+
+def _pending(
+    store: Path, sessions: list[list[ScanEntry]], res: PrepareResult, log
+) -> list[list[ScanEntry]]:
+    """The sessions still to do; finished ones are skipped, their earlier errors reported."""
+    todo = []
+    for s in sessions:
+        earlier = _done(store, s)
+        if earlier is None:
+            todo.append(s)
+        else:
+            _collect(res, 0, earlier, log, count=False)
+    return todo
+
+
+def _run_sessions(
+    todo: list[list[ScanEntry]],
+    store: Path,
+    cfg: PrepareConfig,
+    workers: int,
+    done: Callable[[int, list[dict]], None],
+) -> None:
+    """`process_session` over `todo`, here or in a spawn pool of `workers` processes; `done`
+    gets each result (scans written, errors) as it arrives."""
+    if workers <= 1:
+        results = (process_session(s, str(store), cfg) for s in todo)
+        for written, errs in results:
+            done(written, errs)
+        return
+    import multiprocessing as mp
+
+    with ProcessPoolExecutor(
+        workers, mp_context=mp.get_context("spawn"), initializer=init_worker
+    ) as pool:
+        futs = [pool.submit(process_session, s, str(store), cfg) for s in todo]
+        for f in as_completed(futs):
+            written, errs = f.result()
+            done(written, errs)
+
+
 def prepare(
     raw: str | Path,
     store: str | Path,
@@ -209,51 +343,22 @@ def prepare(
     cfg = cfg or PrepareConfig()
     raw, store = Path(raw), Path(store)
     i, n = shard
-    if not (0 <= i < n):
-        raise BrainFoundryError(f"--shard {i}/{n}: need 0 <= i < n")
-    if store.resolve() == raw.resolve() or raw.resolve() in store.resolve().parents:
-        raise BrainFoundryError(
-            f"{store}: the store must not be inside the raw data (inputs are read-only)"
-        )
+    _check_inputs(raw, store, i, n)
     layout, entries = discover(raw, cfg.layout)
     res = PrepareResult()
-    known = []
-    for e in entries:
-        if e.sequence.lower() in cfg.modality_map:
-            e.modality = cfg.modality_map[e.sequence.lower()]
-        if e.modality is None:
-            msg = f"unknown sequence {e.sequence!r}; map it with --map {e.sequence}=<modality>"
-            _collect(res, 0, [_error(e.path, msg, e)], log, count=False)
-        else:
-            known.append(e)
+    known = _known_modalities(entries, cfg, res, log)
     sessions = _sessions(known)[i::n]
     store.mkdir(parents=True, exist_ok=True)
     _check_plan(store, cfg)
-    todo = []
-    for s in sessions:
-        earlier = _done(store, s)
-        if earlier is None:
-            todo.append(s)
-        else:
-            _collect(res, 0, earlier, log, count=False)
+    todo = _pending(store, sessions, res, log)
     res.n_sessions, res.n_skipped = len(sessions), len(sessions) - len(todo)
     bar = tqdm(total=len(todo), desc=f"prepare {layout}", unit="session", disable=not progress)
-    if workers <= 1:
-        results = (process_session(s, str(store), cfg) for s in todo)
-        for written, errs in results:
-            _collect(res, written, errs, log)
-            bar.update()
-    else:
-        import multiprocessing as mp
 
-        with ProcessPoolExecutor(
-            workers, mp_context=mp.get_context("spawn"), initializer=init_worker
-        ) as pool:
-            futs = [pool.submit(process_session, s, str(store), cfg) for s in todo]
-            for f in as_completed(futs):
-                written, errs = f.result()
-                _collect(res, written, errs, log)
-                bar.update()
+    def done(written: int, errs: list[dict]) -> None:
+        _collect(res, written, errs, log)
+        bar.update()
+
+    _run_sessions(todo, store, cfg, workers, done)
     bar.close()
     suffix = "" if n == 1 else f".shard-{i}-of-{n}"
     atomic_write_text(

@@ -155,10 +155,8 @@ class Preprocessed:
     fg_mask: np.ndarray
 
 
-def preprocess_group(
-    vols: list[Volume], cfg: PreprocessConfig, seg: Volume | None = None
-) -> Preprocessed:
-    """Preprocess co-registered scans of one session together (one crop, one geometry)."""
+def _check_grids(vols: list[Volume], seg: Volume | None) -> None:
+    """One crop and one geometry serve the group only if every scan and the label share a grid."""
     ref = vols[0]
     for v in vols[1:]:
         if v.shape != ref.shape or not np.allclose(v.affine, ref.affine, atol=1e-3):
@@ -167,6 +165,53 @@ def preprocess_group(
         seg.shape != ref.shape or not np.allclose(seg.affine, ref.affine, atol=1e-2)
     ):
         raise InputError(seg.path, f"label shape {seg.shape} does not match image {ref.shape}")
+
+
+def _resample_label(seg: Volume, shape: tuple[int, ...]) -> np.ndarray:
+    """The label map in RAS on the target grid (labels rounded first: some files store floats)."""
+    lab, _, _ = to_ras(Volume(np.rint(seg.data).astype(np.int16), seg.affine, seg.path))
+    return resample_labels(lab, shape=shape).astype(np.uint8)
+
+
+def _normalise(
+    im: np.ndarray, m: np.ndarray, cfg: PreprocessConfig, path: str
+) -> tuple[np.ndarray, dict]:
+    """One cropped image normalised per `cfg`, cast to `cfg.dtype`, with its foreground stats."""
+    if cfg.normalization in ("zscore", "quantile"):
+        try:
+            if cfg.normalization == "zscore":
+                im, mean, std = zscore(im, m, cfg.clip_percentiles)
+            else:
+                im, mean, std = quantile_normal(im, m)
+        except ValueError as e:
+            raise InputError(path, str(e)) from None
+    else:
+        mean, std = float(im[m].mean()), float(im[m].std())
+    stats = {"fg_mean": mean, "fg_std": std, "fg_fraction": float(m.mean())}
+    return im.astype(cfg.dtype), stats
+
+
+def _stored_affine(
+    canonical: np.ndarray,
+    canonical_shape: tuple[int, ...],
+    new_shape: tuple[int, ...],
+    box: list[list[int]],
+) -> list[list[float]]:
+    """Stored array voxel -> world: the canonical affine scaled to the new spacing, shifted by
+    the crop."""
+    scale = np.array(canonical_shape, float) / np.array(new_shape, float)
+    vox = np.eye(4)
+    vox[:3, :3] = np.diag(scale)
+    vox[:3, 3] = 0.5 * scale - 0.5 + scale * np.array([b[0] for b in box])
+    return (canonical @ vox).tolist()
+
+
+def preprocess_group(
+    vols: list[Volume], cfg: PreprocessConfig, seg: Volume | None = None
+) -> Preprocessed:
+    """Preprocess co-registered scans of one session together (one crop, one geometry)."""
+    _check_grids(vols, seg)
+    ref = vols[0]
     canon = [to_ras(v) for v in vols]
     _, affine, ornt = canon[0]
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
@@ -181,10 +226,7 @@ def preprocess_group(
         )
         for c in canon
     ]
-    label = None
-    if seg is not None:
-        lab, _, _ = to_ras(Volume(np.rint(seg.data).astype(np.int16), seg.affine, seg.path))
-        label = resample_labels(lab, shape=new_shape).astype(np.uint8)
+    label = _resample_label(seg, new_shape) if seg is not None else None
     masks = [foreground_mask(im) for im in imgs]
     mask = np.logical_or.reduce(masks)
     if not mask.any():
@@ -192,26 +234,7 @@ def preprocess_group(
     full = [[0, s] for s in new_shape]
     box = bbox(mask, cfg.crop_margin) if cfg.crop_foreground else full
     sl = tuple(slice(lo, hi) for lo, hi in box)
-    stats, out = [], []
-    for im, m in zip(imgs, masks):
-        im, m = im[sl], m[sl]
-        if cfg.normalization in ("zscore", "quantile"):
-            try:
-                if cfg.normalization == "zscore":
-                    im, mean, std = zscore(im, m, cfg.clip_percentiles)
-                else:
-                    im, mean, std = quantile_normal(im, m)
-            except ValueError as e:
-                raise InputError(vols[len(out)].path, str(e)) from None
-        else:
-            mean, std = float(im[m].mean()), float(im[m].std())
-        stats.append({"fg_mean": mean, "fg_std": std, "fg_fraction": float(m.mean())})
-        out.append(im.astype(cfg.dtype))
-    # stored array voxel -> world: scale canonical affine to new spacing, shift by crop
-    scale = np.array(canon[0][0].shape, float) / np.array(new_shape, float)
-    vox = np.eye(4)
-    vox[:3, :3] = np.diag(scale)
-    vox[:3, 3] = 0.5 * scale - 0.5 + scale * np.array([b[0] for b in box])
+    done = [_normalise(im[sl], m[sl], cfg, v.path) for im, m, v in zip(imgs, masks, vols)]
     geom = Geometry(
         orig_shape=list(ref.shape),
         orig_affine=ref.affine.tolist(),
@@ -220,8 +243,9 @@ def preprocess_group(
         canonical_spacing=spacing.tolist(),
         resampled_shape=list(new_shape),
         crop=box,
-        affine=(affine @ vox).tolist(),
+        affine=_stored_affine(affine, canon[0][0].shape, new_shape, box),
     )
+    out, stats = [im for im, _ in done], [st for _, st in done]
     return Preprocessed(out, label[sl] if label is not None else None, geom, stats, mask[sl])
 
 

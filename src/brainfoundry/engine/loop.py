@@ -183,21 +183,78 @@ class Trainer:
         dist.barrier()
 
     # -- loop ---------------------------------------------------------------------------------
-    def fit(self, resume: bool = True) -> dict:
+    def _progress_bar(self, main: bool):
         from tqdm import tqdm
 
-        if resume:
-            self.resume()
-        main = dist.is_main()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        logger = RunLogger(self.run_dir, self.step, enabled=main)
-        bar = tqdm(
+        return tqdm(
             total=self.train.steps,
             initial=self.step,
             unit="step",
             desc="train",
             disable=not (main and self.train.progress),
         )
+
+    def _forward_backward(self, batch, step: int, micro: int) -> dict:
+        """One micro-batch's loss, backpropagated at 1/accum_steps scale. DDP all-reduces the
+        gradients only on a step's last micro-batch. Returns the model's logs."""
+        accum = self.optim_cfg.accum_steps
+        sync = micro == accum - 1 or self.world == 1
+        ctx = contextlib.nullcontext() if sync else self.ddp.no_sync()
+        with ctx:
+            with torch.autocast(
+                self.device.type,
+                dtype=self.amp_dtype or torch.float32,
+                enabled=self.amp_dtype is not None,
+            ):
+                loss, logs = self.ddp(batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite loss {loss.item()} at step {step}")
+            self.scaler.scale(loss / accum).backward()
+        return logs
+
+    def _optimizer_step(self) -> torch.Tensor:
+        """Unscale, clip (when grad_clip is set), step and update the EMA. Returns the gradient
+        norm before clipping (0 without clipping)."""
+        self.scaler.unscale_(self.optimizer)
+        gnorm = (
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.optim_cfg.grad_clip)
+            if self.optim_cfg.grad_clip
+            else torch.tensor(0.0)
+        )
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return gnorm
+
+    def _step_logs(
+        self, acc: dict[str, float], lr: float, gnorm: torch.Tensor, seen: int, t0: float
+    ) -> dict:
+        """A step's logs: the accumulated ones averaged over ranks, plus lr, grad norm and
+        throughput since the loop started."""
+        logs = {k: float(dist.all_reduce_mean(torch.tensor(v))) for k, v in acc.items()}
+        elapsed = max(time.perf_counter() - t0, 1e-9)
+        logs.update(lr=lr, grad_norm=float(gnorm), samples_per_s=seen / elapsed)
+        return logs
+
+    def _report(self, logs: dict, bar, logger: RunLogger) -> None:
+        """Progress bar every step; logs and checkpoints at their intervals and at the end."""
+        bar.update()
+        bar.set_postfix(loss=f"{logs['loss']:.4f}", sps=f"{logs['samples_per_s']:.1f}")
+        if self.step % self.train.log_every == 0 or self.step == self.train.steps:
+            logger.log(self.step, logs)
+        if self.step % self.train.checkpoint_every == 0 or self.step == self.train.steps:
+            self.save(logs)
+
+    def fit(self, resume: bool = True) -> dict:
+        """Train from the latest checkpoint (when `resume`) to `train.steps`. Returns the final
+        step and its logs."""
+        if resume:
+            self.resume()
+        main = dist.is_main()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        logger = RunLogger(self.run_dir, self.step, enabled=main)
+        bar = self._progress_bar(main)
         accum = self.optim_cfg.accum_steps
         acc: dict[str, float] = {}
         last_logs: dict = {}
@@ -208,45 +265,18 @@ class Trainer:
                 lr = self._set_lr(step)
                 self.optimizer.zero_grad(set_to_none=True)
             batch = to_device(batch, self.device)
-            sync = micro == accum - 1 or self.world == 1
-            ctx = contextlib.nullcontext() if sync else self.ddp.no_sync()
-            with ctx:
-                with torch.autocast(
-                    self.device.type,
-                    dtype=self.amp_dtype or torch.float32,
-                    enabled=self.amp_dtype is not None,
-                ):
-                    loss, logs = self.ddp(batch)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"non-finite loss {loss.item()} at step {step}")
-                self.scaler.scale(loss / accum).backward()
+            logs = self._forward_backward(batch, step, micro)
             for k, v in logs.items():
                 acc[k] = acc.get(k, 0.0) + v / accum
             seen += batch["image"].shape[0] * self.world
             if micro < accum - 1:
                 continue
-            self.scaler.unscale_(self.optimizer)
-            gnorm = (
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.optim_cfg.grad_clip)
-                if self.optim_cfg.grad_clip
-                else torch.tensor(0.0)
-            )
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            if self.ema is not None:
-                self.ema.update(self.model)
+            gnorm = self._optimizer_step()
             self.step = step + 1
-            logs = {k: float(dist.all_reduce_mean(torch.tensor(v))) for k, v in acc.items()}
+            logs = self._step_logs(acc, lr, gnorm, seen, t0)
             acc = {}
-            elapsed = max(time.perf_counter() - t0, 1e-9)
-            logs.update(lr=lr, grad_norm=float(gnorm), samples_per_s=seen / elapsed)
             last_logs = logs
-            bar.update()
-            bar.set_postfix(loss=f"{logs['loss']:.4f}", sps=f"{logs['samples_per_s']:.1f}")
-            if self.step % self.train.log_every == 0 or self.step == self.train.steps:
-                logger.log(self.step, logs)
-            if self.step % self.train.checkpoint_every == 0 or self.step == self.train.steps:
-                self.save(logs)
+            self._report(logs, bar, logger)
         bar.close()
         logger.close()
         return {"step": self.step, **last_logs}

@@ -42,6 +42,90 @@ def tile_starts(size: int, patch: int, overlap: float, grid: str = "even") -> li
     return [int(round(v)) for v in np.linspace(0, size - patch, n)]
 
 
+def _centre_pad(image: torch.Tensor, pad: Sequence[int]) -> tuple[torch.Tensor, list[int]]:
+    """Zero-pad the spatial axes of [C, D, H, W] by `pad`, split evenly (the odd voxel after),
+    so the caller can crop back from the returned low-side offsets."""
+    lo = [p // 2 for p in pad]
+    spec: list[int] = []
+    for axis in reversed(range(3)):
+        spec += [lo[axis], pad[axis] - lo[axis]]
+    return F.pad(image, spec), lo
+
+
+def _tile(image: torch.Tensor, start: Sequence[int], patch: Sequence[int]) -> torch.Tensor:
+    """The [C, *patch] tile of `image` whose origin is `start`."""
+    a, b, c = start
+    return image[:, a : a + patch[0], b : b + patch[1], c : c + patch[2]]
+
+
+def _tile_weights(
+    patch: list[int],
+    weights: torch.Tensor | None,
+    gaussian: bool,
+    sigma_scale: float,
+    device: torch.device,
+) -> torch.Tensor | None:
+    """The importance map each tile's output is multiplied by; None means a plain mean."""
+    if weights is not None:
+        if tuple(weights.shape) != tuple(patch):
+            raise ValueError(f"sliding_window: weights {tuple(weights.shape)} != patch {patch}")
+        return weights.float().to(device)
+    return gaussian_weights(patch, sigma_scale).to(device) if gaussian else None
+
+
+def _tile_origins(
+    image: torch.Tensor, patch: list[int], overlap: float, grid: str, skip_empty: bool
+) -> list[tuple[int, ...]]:
+    """Every tile origin over the (padded) image, less the all-zero tiles when `skip_empty`."""
+    sizes = image.shape[1:]
+    starts = list(
+        itertools.product(*(tile_starts(s, p, overlap, grid) for s, p in zip(sizes, patch)))
+    )
+    if skip_empty:
+        starts = [s for s in starts if bool(_tile(image, s, patch).any())]
+    return starts
+
+
+def _accumulate(
+    run: Callable[[torch.Tensor], torch.Tensor],
+    image: torch.Tensor,
+    starts: list[tuple[int, ...]],
+    patch: list[int],
+    batch_size: int,
+    w: torch.Tensor | None,
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Run the tiles in batches and sum their weighted outputs and the weights per voxel.
+    The output is None when there are no tiles (its channel count is unknown then)."""
+    padded = list(image.shape[1:])
+    out: torch.Tensor | None = None
+    norm = torch.zeros(padded, device=image.device)
+    for i in range(0, len(starts), batch_size):
+        chunk = starts[i : i + batch_size]
+        pred = run(torch.stack([_tile(image, s, patch) for s in chunk])).float()
+        if out is None:
+            out = torch.zeros((pred.shape[1], *padded), device=image.device)
+        for (a, b, c), p in zip(chunk, pred):
+            sl = (slice(a, a + patch[0]), slice(b, b + patch[1]), slice(c, c + patch[2]))
+            if w is None:
+                out[(slice(None), *sl)] += p
+                norm[sl] += 1
+            else:
+                out[(slice(None), *sl)] += p * w
+                norm[sl] += w
+    return out, norm
+
+
+def _weighted_mean(out: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
+    """The summed outputs over the summed weights; voxels no tile covered become background
+    (channel 0 = 1, others 0)."""
+    empty = norm == 0
+    out = out / norm.clamp_min(1e-12)
+    if empty.any():
+        out[:, empty] = 0.0
+        out[0, empty] = 1.0
+    return out
+
+
 def sliding_window(
     predict: Callable[[torch.Tensor], torch.Tensor],
     image: torch.Tensor,
@@ -73,58 +157,18 @@ def sliding_window(
         raise ValueError(f"sliding_window: overlap must be in [0, 1), got {overlap}")
     patch = [int(p) for p in patch]
     size = list(image.shape[1:])
-    padded = [max(s, p) for s, p in zip(size, patch)]
-    pad = [(q - s) for s, q in zip(size, padded)]
+    pad = [max(s, p) - s for s, p in zip(size, patch)]
+    lo = [0, 0, 0]
     if any(pad):
-        lo = [p // 2 for p in pad]
-        spec: list[int] = []
-        for axis in reversed(range(3)):
-            spec += [lo[axis], pad[axis] - lo[axis]]
-        image = F.pad(image, spec)
-    else:
-        lo = [0, 0, 0]
-    if weights is not None:
-        if tuple(weights.shape) != tuple(patch):
-            raise ValueError(f"sliding_window: weights {tuple(weights.shape)} != patch {patch}")
-        w = weights.float().to(image.device)
-    else:
-        w = gaussian_weights(patch, sigma_scale).to(image.device) if gaussian else None
-    starts = list(
-        itertools.product(*(tile_starts(s, p, overlap, grid) for s, p in zip(padded, patch)))
-    )
-    out: torch.Tensor | None = None
-    norm = torch.zeros(padded, device=image.device)
-    if skip_empty:
-        starts = [
-            (a, b, c)
-            for a, b, c in starts
-            if bool(image[:, a : a + patch[0], b : b + patch[1], c : c + patch[2]].any())
-        ]
+        image, lo = _centre_pad(image, pad)
+    w = _tile_weights(patch, weights, gaussian, sigma_scale, image.device)
+    starts = _tile_origins(image, patch, overlap, grid, skip_empty)
     run = mirrored(predict) if mirror else predict
-    for i in range(0, len(starts), batch_size):
-        chunk = starts[i : i + batch_size]
-        tiles = torch.stack(
-            [image[:, a : a + patch[0], b : b + patch[1], c : c + patch[2]] for a, b, c in chunk]
-        )
-        pred = run(tiles).float()
-        if out is None:
-            out = torch.zeros((pred.shape[1], *padded), device=image.device)
-        for (a, b, c), p in zip(chunk, pred):
-            sl = (slice(a, a + patch[0]), slice(b, b + patch[1]), slice(c, c + patch[2]))
-            if w is None:
-                out[(slice(None), *sl)] += p
-                norm[sl] += 1
-            else:
-                out[(slice(None), *sl)] += p * w
-                norm[sl] += w
+    out, norm = _accumulate(run, image, starts, patch, batch_size, w)
     if out is None:  # every tile skipped: all background
         k = int(predict(image[None, :, : patch[0], : patch[1], : patch[2]]).shape[1])
-        out = torch.zeros((k, *padded), device=image.device)
-    empty = norm == 0
-    out = out / norm.clamp_min(1e-12)
-    if empty.any():
-        out[:, empty] = 0.0
-        out[0, empty] = 1.0
+        out = torch.zeros((k, *image.shape[1:]), device=image.device)
+    out = _weighted_mean(out, norm)
     crop = tuple(slice(lo_, lo_ + s) for lo_, s in zip(lo, size))
     return out[(slice(None), *crop)]
 
@@ -158,12 +202,8 @@ def whole_volume(
     if image.ndim != 4:
         raise ValueError(f"whole_volume: expected image [C, D, H, W], got {tuple(image.shape)}")
     size = list(image.shape[1:])
-    pad = [(-s) % divisor for s in size]
-    lo = [p // 2 for p in pad]
-    spec: list[int] = []
-    for axis in reversed(range(3)):
-        spec += [lo[axis], pad[axis] - lo[axis]]
-    out = predict(F.pad(image, spec)[None])[0].float()
+    padded, lo = _centre_pad(image, [(-s) % divisor for s in size])
+    out = predict(padded[None])[0].float()
     return out[(slice(None), *(slice(a, a + s) for a, s in zip(lo, size)))]
 
 

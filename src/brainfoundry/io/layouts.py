@@ -11,6 +11,7 @@ import csv
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from ..errors import InputError
@@ -58,11 +59,18 @@ def _read_label(path: Path) -> float:
         raise InputError(path, "label file must hold one number (0/1 or an age)") from None
 
 
-@LAYOUTS.register("fomo60k")
-def scan_fomo60k(root: Path) -> list[ScanEntry]:
+def _scan_sessions(
+    root: Path,
+    top: Path,
+    subject_prefix: str = "",
+    session_fields: Callable[[Path, Path], dict] | None = None,
+) -> list[ScanEntry]:
+    """The NIfTI files of top/<subject>/<session>/, sorted, one entry each: the walk the FOMO
+    layouts share. `session_fields(subject, session)` adds fields (label, seg) per session."""
     out = []
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("sub_")):
+    for sub in sorted(p for p in top.iterdir() if p.is_dir() and p.name.startswith(subject_prefix)):
         for ses in sorted(p for p in sub.iterdir() if p.is_dir()):
+            fields = session_fields(sub, ses) if session_fields is not None else {}
             for f in sorted(ses.iterdir()):
                 if is_nifti(f):
                     seq = _stem(f)
@@ -74,38 +82,33 @@ def scan_fomo60k(root: Path) -> list[ScanEntry]:
                             seq,
                             canonical_modality(seq),
                             dataset=root.name,
+                            **fields,
                         )
                     )
     return out
+
+
+@LAYOUTS.register("fomo60k")
+def scan_fomo60k(root: Path) -> list[ScanEntry]:
+    """FOMO60K: root/sub_<N>/ses_<M>/<seq>[_k].nii.gz, no labels."""
+    return _scan_sessions(root, root, subject_prefix="sub_")
+
+
+def _task_session_fields(labels: Path, sub: Path, ses: Path) -> dict:
+    """A fomo-task session's case label (labels/<sub>/<ses>/label.txt) and seg map, if any."""
+    ldir = labels / sub.name / ses.name
+    label = _read_label(ldir / "label.txt") if (ldir / "label.txt").exists() else None
+    seg = ldir / "seg.nii.gz"
+    return {"label": label, "seg_path": str(seg) if seg.exists() else None}
 
 
 @LAYOUTS.register("fomo-task")
 def scan_fomo_task(root: Path) -> list[ScanEntry]:
+    """A FOMO fine-tuning task: preprocessed/<sub>/<ses>/*.nii.gz, labels/<sub>/<ses>/..."""
     pre, lab = root / "preprocessed", root / "labels"
     if not pre.is_dir():
         raise InputError(root, "fomo-task layout needs a 'preprocessed' folder")
-    out = []
-    for sub in sorted(p for p in pre.iterdir() if p.is_dir()):
-        for ses in sorted(p for p in sub.iterdir() if p.is_dir()):
-            ldir = lab / sub.name / ses.name
-            label = _read_label(ldir / "label.txt") if (ldir / "label.txt").exists() else None
-            seg = ldir / "seg.nii.gz"
-            for f in sorted(ses.iterdir()):
-                if is_nifti(f):
-                    seq = _stem(f)
-                    out.append(
-                        ScanEntry(
-                            str(f),
-                            sub.name,
-                            ses.name,
-                            seq,
-                            canonical_modality(seq),
-                            label=label,
-                            seg_path=str(seg) if seg.exists() else None,
-                            dataset=root.name,
-                        )
-                    )
-    return out
+    return _scan_sessions(root, pre, session_fields=partial(_task_session_fields, lab))
 
 
 _BIDS = re.compile(r"(?:^|/)(sub-[^/]+)/(?:(ses-[^/]+)/)?anat/([^/]+)$")
