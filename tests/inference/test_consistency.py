@@ -30,6 +30,7 @@ def _key(store, subject: str) -> str:
 
 @pytest.mark.parametrize("task", ["infarct", "brainage", "meningioma"])
 def test_predict_equals_the_evaluation_path(fomo, stores, task):
+    from brainfoundry.inference.core import input_size
     from brainfoundry.inference.predict import Predictor
     from brainfoundry.tasks.predict import predict_cases, predict_segmentation
 
@@ -40,7 +41,7 @@ def test_predict_equals_the_evaluation_path(fomo, stores, task):
     pred = Predictor(model, device="cpu")
     res = pred.predict(inputs)
     store, key = stores[task], _key(stores[task], sub)
-    size = pred.card.extra.get("input_size") or pred.card.patch_size
+    size = input_size(pred.card)
     if task == "meningioma":
         ref = predict_segmentation(pred.members[0].model, store, pred.spec.channels, key, size)
         assert res["prob_preprocessed"].shape == ref.shape

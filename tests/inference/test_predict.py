@@ -186,3 +186,22 @@ def test_one_input_mode_at_a_time(fomo, tmp_path, capsys):
     args = ["predict", "-m", str(model), "--session", str(tmp_path), *_flags(inputs)]
     assert main([*args, "-o", str(tmp_path / "o.txt")]) == 2
     assert "--session" in _error(capsys)
+
+
+def test_segmentation_ensemble_averages_its_seeds(fomo, tmp_path):
+    """Two seeds of a segmentation model (the same weights twice): each runs with the same
+    window options, and their mean is the single seed's prediction."""
+    import shutil
+
+    from brainfoundry.inference.predict import Predictor
+
+    model, test = fomo["meningioma"]
+    seed = next(model.glob("seed_*"))
+    for name in ("seed_0", "seed_1"):
+        shutil.copytree(seed, tmp_path / "ens" / name)
+    _, inputs = case_inputs(test)
+    one = Predictor(seed, device="cpu").predict(inputs, whole=True)
+    two = Predictor(tmp_path / "ens", device="cpu").predict(inputs, whole=True)
+    assert two["members"] == 2
+    assert np.array_equal(two["mask"], one["mask"])
+    assert two["uncertainty"]["ensemble_disagreement_fraction"] == 0.0

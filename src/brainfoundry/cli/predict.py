@@ -48,26 +48,43 @@ def predict(
 
     Writes OUTPUT.txt (probability or value) or OUTPUT.nii.gz ({0,1} mask on the input's grid),
     plus OUTPUT.json (uncertainty) and OUTPUT.png (QC)."""
-    from ..errors import ConfigError
-    from ..inference.predict import FOMO_FLAGS, Predictor, batch_sessions, session_inputs
-    from ..inference.predict import write_outputs as write
+    from ..inference.predict import FOMO_FLAGS, Predictor, session_inputs
 
     flags = dict(zip(FOMO_FLAGS, (flair, adc, dwi_b1000, t2s, swi, t1, t2)))
-    given = {k: v for k, v in flags.items() if v is not None}
-    modes = sum([bool(given), session is not None, batch is not None])
-    if modes != 1:
-        raise ConfigError("give the sequences (--flair …), or --session DIR, or --batch DIR|CSV")
+    given = _one_input_mode(flags, session, batch)
     kw = {"overlap": overlap, "mirror": mirror, "skip_empty": brain_only,
           "batch_size": tile_batch, "whole": whole}  # fmt: skip
     predictor = Predictor(model, device)
     if batch is None:
-        inputs = given or session_inputs(session)
-        main = write(predictor.predict(inputs, **kw), output, qc=qc)
-        typer.echo(f"wrote {main}")
-        return
+        _predict_one(predictor, given or session_inputs(session), output, kw, qc)
+    else:
+        _predict_batch(predictor, batch, output, kw, qc)
+
+
+def _one_input_mode(flags: dict, session: Path | None, batch: Path | None) -> dict:
+    """The sequences given by flag; exactly one of flags, --session and --batch is allowed."""
+    from ..errors import ConfigError
+
+    given = {k: v for k, v in flags.items() if v is not None}
+    if sum([bool(given), session is not None, batch is not None]) != 1:
+        raise ConfigError("give the sequences (--flair …), or --session DIR, or --batch DIR|CSV")
+    return given
+
+
+def _predict_one(predictor, inputs: dict, output: Path, kw: dict, qc: bool) -> None:
+    from ..inference.predict import write_outputs
+
+    main = write_outputs(predictor.predict(inputs, **kw), output, qc=qc)
+    typer.echo(f"wrote {main}")
+
+
+def _predict_batch(predictor, batch: Path, output: Path, kw: dict, qc: bool) -> None:
+    """Every session of `batch` into the folder `output`; finished cases are kept (resumable),
+    a failed case is reported and the rest go on; exit 1 if any failed."""
     from tqdm import tqdm
 
     from ..errors import BrainFoundryError
+    from ..inference.predict import batch_sessions, write_outputs
 
     sessions = batch_sessions(batch)
     ext = ".nii.gz" if predictor.spec.type == "segmentation" else ".txt"
@@ -77,7 +94,7 @@ def predict(
         if target.exists():
             continue  # resumable: finished cases are kept
         try:
-            write(predictor.predict(inputs, **kw), target, qc=qc)
+            write_outputs(predictor.predict(inputs, **kw), target, qc=qc)
         except BrainFoundryError as e:
             failed += 1
             tqdm.write(f"error: {e}")

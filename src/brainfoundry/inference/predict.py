@@ -3,7 +3,8 @@
 The model folder is self-contained: a `finetune` output (every `seed_*/` is loaded and their
 outputs averaged, an ensemble) or one seed folder. Each card names the sequences in channel
 order, the spacing and the normalisation; the scans get exactly the preprocessing of training
-(`data.preprocess.preprocess_group`), and a mask is mapped back onto the input's own grid.
+(`data.preprocess.preprocess_group`), go through the core evaluation runs on the store
+(`inference.core`), and a mask is mapped back onto the input's own grid.
 
 Outputs, all written atomically (a temporary name, then a rename: never a partial file):
 - classification: OUTPUT.txt with P(positive); regression: OUTPUT.txt with the value (repr,
@@ -19,6 +20,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,6 +29,10 @@ from ..errors import InputError
 from ..io.atomic import atomic_write_text
 from ..io.modalities import alternatives, canonical_modality, resolve_channels
 from ..io.volume import Volume, read_volume
+from .core import case_outputs, input_size, segment, stack_channels
+
+if TYPE_CHECKING:
+    from ..data.preprocess import Geometry
 
 FOMO_FLAGS = ("flair", "adc", "dwi_b1000", "t2s", "swi", "t1", "t2")
 
@@ -37,6 +43,17 @@ class Member:
     card: object
     spec: object
     path: Path
+
+
+@dataclass
+class Session:
+    """One session's scans as the model sees them, and the way back onto the input grid."""
+
+    image: np.ndarray  # [C, *S] float32: the store's arrays for these scans
+    present: np.ndarray  # [C] bool
+    geometry: Geometry
+    ref: Volume  # the first given scan: grid, affine and spacing of the outputs
+    first: int  # its channel (the QC picture shows it)
 
 
 class Predictor:
@@ -83,19 +100,6 @@ class Predictor:
                 )
         return chosen
 
-    def load_inputs(self, chosen: list[Path | None]) -> tuple[list[Volume], list[int]]:
-        vols, where = [], []
-        for i, p in enumerate(chosen):
-            if p is None:
-                continue
-            vols.append(read_volume(p))
-            where.append(i)
-        ref = vols[0]
-        for v in vols[1:]:
-            if v.shape != ref.shape:
-                raise InputError(v.path, f"shape {v.shape} differs from {ref.path} {ref.shape}")
-        return vols, where
-
     # -- prediction ----------------------------------------------------------------------------
 
     @torch.no_grad()
@@ -105,87 +109,118 @@ class Predictor:
         """Outputs of one session: {"kind", "value" or "mask", "uncertainty", ...}.
         overlap, mirror, skip_empty, batch_size: the sliding window's (segmentation);
         whole: one pass over the whole cropped volume instead (faster, see inference.md)."""
-        from ..data.dataset import read_padded
-        from ..data.preprocess import preprocess_group, restore
-        from ..tasks.data import preprocess_config
-
         t0 = time.perf_counter()
         chosen = self.assign(inputs)
-        vols, where = self.load_inputs(chosen)
-        pre = preprocess_group(vols, preprocess_config(self.card.spacing, self.card.normalization))
-        shape = pre.images[0].shape
-        chans = [np.zeros(shape, np.float32) for _ in chosen]
-        for i, im in zip(where, pre.images):
-            chans[i] = im.astype(np.float32)
-        present = torch.tensor([p is not None for p in chosen], device=self.device)
-        kind = self.spec.type
-        out: dict = {"task": self.spec.name, "kind": kind, "members": len(self.members)}
-        if kind == "segmentation":
-            image = torch.from_numpy(np.stack(chans)).to(self.device)
+        session = preprocess_session(chosen, self.card.spacing, self.card.normalization)
+        out: dict = {"task": self.spec.name, "kind": self.spec.type, "members": len(self.members)}
+        if self.spec.type == "segmentation":
             sw = {"overlap": overlap, "mirror": mirror, "skip_empty": skip_empty,
                   "batch_size": batch_size, "whole": whole}  # fmt: skip
-            probs = [self._segment(m, image, sw) for m in self.members]
-            prob = np.mean(probs, axis=0)
-            mask = restore((prob > 0.5).astype(np.uint8), pre.geometry, is_label=True)
-            out["mask"] = mask.astype(np.uint8)
-            out["affine"] = vols[0].affine
-            out["prob_preprocessed"] = prob
-            vox = float(np.prod(vols[0].spacing))
-            sure = float(np.mean(np.abs(prob[prob > 0.5] - 0.5)) * 2) if (prob > 0.5).any() else 1.0
-            spread = float(np.mean([((p > 0.5) != (prob > 0.5)).mean() for p in probs]))
-            out["uncertainty"] = {
-                "lesion_volume_ml": float(mask.sum()) * vox / 1000.0,
-                "mean_confidence_in_lesion": sure,
-                "ensemble_disagreement_fraction": spread,
-            }
+            out.update(self._segmentation(session, sw))
         else:
-            size = self.card.extra.get("input_size") or self.card.patch_size
-            origin = [(a - s) // 2 for a, s in zip(shape, size)]
-            box = np.stack([read_padded(c, origin, size) for c in chans])
-            image = torch.from_numpy(box)[None].to(self.device)
-            res = [m.model.predict(image, present[None]) for m in self.members]
-            if kind == "classification":
-                ps = [float(r["prob"][0]) for r in res]
-                p = float(np.mean(ps))
-                out["value"] = p
-                out["uncertainty"] = {
-                    "probability": p,
-                    "ensemble_sd": _sd(ps),
-                    "entropy_bits": _entropy(p),
-                    "calibration": self.card.extra.get("calibration", {}).get("method")
-                    or f"none: the head's sigmoid, averaged over {len(ps)} seed(s)",
-                }
-            else:
-                preds = np.array([float(r["pred"][0]) for r in res])
-                sig = np.array([float(r["sigma"][0]) for r in res])
-                lo = np.array([float(r["lo"][0]) for r in res])
-                hi = np.array([float(r["hi"][0]) for r in res])
-                out["value"] = float(preds.mean())
-                out["uncertainty"] = {
-                    "interval_95": [float(lo.mean()), float(hi.mean())],
-                    "sigma": float(np.sqrt(np.mean(sig**2) + np.var(preds))),
-                    "ensemble_sd": _sd(preds.tolist()),
-                    "unit": getattr(self.spec, "unit", None),
-                    "calibration": self.card.extra.get("calibration", {}).get("method"),
-                }
-        out["qc_image"] = chans[where[0]]
+            out.update(self._case(session))
+        out["qc_image"] = session.image[session.first]
         out["qc_prob"] = out.get("prob_preprocessed")
         out["inputs"] = {e: str(p) for e, p in zip(self.spec.channels, chosen) if p is not None}
         out["seconds"] = time.perf_counter() - t0
         return out
 
-    def _segment(self, m: Member, image, sw: dict) -> np.ndarray:
-        from .sliding_window import mirrored, sliding_window, stride_divisor, whole_volume
+    def _segmentation(self, s: Session, sw: dict) -> dict:
+        """The members' mean probability, thresholded and mapped back to the input grid."""
+        from ..data.preprocess import restore
 
-        patch = m.card.extra.get("input_size") or m.card.patch_size
+        probs = [segment(m.model, s.image, input_size(m.card), **sw) for m in self.members]
+        prob = np.mean(probs, axis=0)
+        mask = restore((prob > 0.5).astype(np.uint8), s.geometry, is_label=True)
+        return {
+            "mask": mask.astype(np.uint8),
+            "affine": s.ref.affine,
+            "prob_preprocessed": prob,
+            "uncertainty": _lesion_uncertainty(probs, prob, mask, s.ref.spacing),
+        }
 
-        def fn(tiles):
-            return m.model.predict(tiles)["probs"]
+    def _case(self, s: Session) -> dict:
+        """The members' mean class probability or value, with the ensemble's uncertainty."""
+        size = input_size(self.card)
+        res = [case_outputs(m.model, [s.image], [s.present], size) for m in self.members]
+        calibration = self.card.extra.get("calibration", {}).get("method")
+        if self.spec.type == "classification":
+            ps = [float(r["prob"][0]) for r in res]
+            return _classification_summary(ps, calibration)
+        unit = getattr(self.spec, "unit", None)
+        return _regression_summary(res, unit, calibration)
 
-        if sw.pop("whole"):
-            run = mirrored(fn) if sw["mirror"] else fn
-            return whole_volume(run, image, stride_divisor(patch))[1].cpu().numpy()
-        return sliding_window(fn, image, patch, **sw)[1].cpu().numpy()
+
+def load_inputs(chosen: list[Path | None]) -> tuple[list[Volume], list[int]]:
+    """The given scans read, and their channel indices; they must share one shape."""
+    vols, where = [], []
+    for i, p in enumerate(chosen):
+        if p is None:
+            continue
+        vols.append(read_volume(p))
+        where.append(i)
+    ref = vols[0]
+    for v in vols[1:]:
+        if v.shape != ref.shape:
+            raise InputError(v.path, f"shape {v.shape} differs from {ref.path} {ref.shape}")
+    return vols, where
+
+
+def preprocess_session(chosen: list[Path | None], spacing, normalization: dict | None) -> Session:
+    """Scans (one path per channel, None = missing) preprocessed with a card's recipe exactly as
+    `prepare` puts them in a store (`preprocess_group`: one crop, one geometry)."""
+    from ..data.preprocess import preprocess_group
+    from ..tasks.data import preprocess_config
+
+    vols, where = load_inputs(chosen)
+    pre = preprocess_group(vols, preprocess_config(spacing, normalization))
+    chans: list[np.ndarray | None] = [None] * len(chosen)
+    for i, im in zip(where, pre.images):
+        chans[i] = im
+    image, present = stack_channels(chans)
+    return Session(image, present, pre.geometry, vols[0], where[0])
+
+
+def _lesion_uncertainty(probs: list[np.ndarray], prob: np.ndarray, mask, spacing) -> dict:
+    """Lesion volume on the input grid, confidence inside it, and how often members disagree."""
+    vox = float(np.prod(spacing))
+    sure = float(np.mean(np.abs(prob[prob > 0.5] - 0.5)) * 2) if (prob > 0.5).any() else 1.0
+    spread = float(np.mean([((p > 0.5) != (prob > 0.5)).mean() for p in probs]))
+    return {
+        "lesion_volume_ml": float(mask.sum()) * vox / 1000.0,
+        "mean_confidence_in_lesion": sure,
+        "ensemble_disagreement_fraction": spread,
+    }
+
+
+def _classification_summary(ps: list[float], calibration: str | None) -> dict:
+    p = float(np.mean(ps))
+    return {
+        "value": p,
+        "uncertainty": {
+            "probability": p,
+            "ensemble_sd": _sd(ps),
+            "entropy_bits": _entropy(p),
+            "calibration": calibration
+            or f"none: the head's sigmoid, averaged over {len(ps)} seed(s)",
+        },
+    }
+
+
+def _regression_summary(res: list[dict], unit: str | None, calibration: str | None) -> dict:
+    preds, sig, lo, hi = (
+        np.array([float(r[k][0]) for r in res]) for k in ("pred", "sigma", "lo", "hi")
+    )
+    return {
+        "value": float(preds.mean()),
+        "uncertainty": {
+            "interval_95": [float(lo.mean()), float(hi.mean())],
+            "sigma": float(np.sqrt(np.mean(sig**2) + np.var(preds))),
+            "ensemble_sd": _sd(preds.tolist()),
+            "unit": unit,
+            "calibration": calibration,
+        },
+    }
 
 
 def _sd(values: list[float]) -> float:
