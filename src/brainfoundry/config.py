@@ -35,50 +35,64 @@ def to_dict(cfg: Any) -> Any:
 def _coerce(tp: Any, value: Any, where: str) -> Any:
     """Convert a YAML value to the annotated type, or raise a one-line ConfigError."""
     origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
     if tp is Any:
         return value
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(a, value, where)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(f"{where}: {value!r} does not fit {tp}")
+        return _coerce_union(tp, value, where)
     if origin is typing.Literal:
-        if value not in args:
-            raise ConfigError(f"{where}: {value!r} is not one of {list(args)}")
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"{where}: {value!r} is not one of {list(typing.get_args(tp))}")
         return value
     if dataclasses.is_dataclass(tp):
-        if isinstance(value, tp):
+        if isinstance(value, tp):  # type: ignore[arg-type]
             return value
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return from_dict(tp, value, where)
+        return from_dict(tp, value, where)  # type: ignore[arg-type]
     if origin in (list, tuple):
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(args) != len(value):
-                raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
-            return tuple(
-                _coerce(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value))
-            )
-        inner = args[0] if args else Any
-        out = [_coerce(inner, v, f"{where}[{i}]") for i, v in enumerate(value)]
-        return tuple(out) if origin is tuple else out
+        return _coerce_sequence(tp, value, where)
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        args = typing.get_args(tp)
         vt = args[1] if args else Any
         return {k: _coerce(vt, v, f"{where}.{k}") for k, v in value.items()}
+    return _coerce_scalar(tp, value, where)
+
+
+def _coerce_union(tp: Any, value: Any, where: str) -> Any:
+    """The first member of `A | B | None` the value fits."""
+    args = typing.get_args(tp)
+    if value is None and type(None) in args:
+        return None
+    for a in args:
+        if a is type(None):
+            continue
+        try:
+            return _coerce(a, value, where)
+        except ConfigError:
+            continue
+    raise ConfigError(f"{where}: {value!r} does not fit {tp}")
+
+
+def _coerce_sequence(tp: Any, value: Any, where: str) -> Any:
+    """list[T], tuple[T, ...] or a fixed tuple[A, B]; "a,b" on the command line is a list."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{where}: expected a list, got {value!r}")
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if len(args) != len(value):
+            raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
+        return tuple(_coerce(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    inner = args[0] if args else Any
+    out = [_coerce(inner, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return tuple(out) if origin is tuple else out
+
+
+def _coerce_scalar(tp: Any, value: Any, where: str) -> Any:
+    """bool (true/false/yes/no/1/0), int, float, str and Path; anything else passes as is."""
     if tp is bool:
         if isinstance(value, bool):
             return value
