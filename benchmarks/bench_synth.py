@@ -37,12 +37,12 @@ def _cpu() -> float:
 
 def per_case(resolutions: list[float], cases: int, tmp: Path) -> list[list]:
     from brainfoundry.synth import SynthConfig, generate
-    from brainfoundry.synth.anatomy import _BUILT, build_anatomy
+    from brainfoundry.synth.anatomy import build_anatomy, forget_anatomy
 
     torch.set_num_threads(1)
     rows = []
     for res in resolutions:
-        _BUILT.pop(res, None)
+        forget_anatomy(res)
         t = time.perf_counter()
         anat = build_anatomy(res)
         startup = time.perf_counter() - t
@@ -71,10 +71,10 @@ def per_case(resolutions: list[float], cases: int, tmp: Path) -> list[list]:
 
 def benchmark_set(res: float, workers: int, tmp: Path) -> list[list]:
     from brainfoundry.synth import SynthConfig, generate
-    from brainfoundry.synth.anatomy import _BUILT
+    from brainfoundry.synth.anatomy import forget_anatomy
     from brainfoundry.synth.writers import shutdown_pool
 
-    _BUILT.clear()
+    forget_anatomy()
     rows = []
     wall0, cpu0 = time.perf_counter(), _cpu()
     for kind, (n, n_test) in KINDS.items():

@@ -75,9 +75,9 @@ def test_every_stage_writes_its_artefacts(tiny_run):
     assert "| pretrain | resenc:tiny mae | 1 |" in md
     n_cells = sum(f"| fine-tune + evaluate | {t} |" in md for t in suite.tasks)
     assert n_cells == 3 and "brainfoundry bench --suite" in md
-    from brainfoundry.synth.writers import _POOL
+    from brainfoundry.synth.writers import pool_running
 
-    assert "pool" not in _POOL  # the synth workers were stopped after the data stage
+    assert not pool_running()  # the synth workers were stopped after the data stage
 
 
 @pytest.mark.slow

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from brainfoundry.synth.anatomy import TISSUES, build_anatomy, load_mni152, output_grid
+from brainfoundry.synth.anatomy import (
+    TISSUES,
+    adopt_anatomy,
+    build_anatomy,
+    forget_anatomy,
+    load_mni152,
+    output_grid,
+)
 from brainfoundry.synth.deform import random_pose, random_shape, subject_coords, upsample_coords
 from brainfoundry.synth.fields import sample
 
@@ -72,3 +79,18 @@ def test_subject_deformation_is_seeded_and_varies(anat):
     # brain volume changes with head size but stays plausible
     vol = sample(anat.tissues, a).sum() / anat.tissues.sum()
     assert 0.6 < float(vol) < 1.6
+
+
+def test_forget_anatomy_makes_the_next_build_fresh(anat):
+    first = build_anatomy(8.0)
+    assert build_anatomy(8.0) is first  # built once per process and resolution
+    forget_anatomy(8.0)
+    again = build_anatomy(8.0)
+    assert again is not first and torch.equal(again.tissues, first.tissues)
+    assert build_anatomy(RES) is anat  # other resolutions are kept
+    forget_anatomy()
+    try:
+        assert build_anatomy(8.0) is not again
+    finally:
+        adopt_anatomy(anat)  # the other tests share the session's anatomy
+        forget_anatomy(8.0)

@@ -11,6 +11,7 @@ import pytest
 
 from brainfoundry.io.layouts import discover
 from brainfoundry.synth import SynthConfig, generate
+from brainfoundry.synth.writers import pool_pids, pool_running, shutdown_pool
 
 from .conftest import RES
 
@@ -123,6 +124,9 @@ def test_worker_count_does_not_change_the_output(tmp_path):
     a, _ = _make(tmp_path / "a", "meningioma", n=2, n_test=2, seed=5, qc=False)
     b, _ = _make(tmp_path / "b", "meningioma", n=2, n_test=2, seed=5, qc=False, workers=2)
     assert _signature(a) == _signature(b)
+    assert pool_running() and pool_pids()  # the workers are kept for the next call
+    shutdown_pool()
+    assert not pool_running() and pool_pids() == []
 
 
 def _hf_noise(img: np.ndarray, axis: int) -> float:
@@ -156,11 +160,11 @@ def test_pool_workers_exit_when_their_parent_is_killed(tmp_path):
     script = (
         "import os, sys, time\n"
         "from brainfoundry.synth import SynthConfig, generate\n"
-        "from brainfoundry.synth.writers import _POOL\n"
+        "from brainfoundry.synth.writers import pool_pids\n"
         f"cfg = SynthConfig(kind='brainage', n=2, n_test=None, resolution={RES}, seed=1, "
         "qc=False, workers=2)\n"
         f"generate(cfg, {str(tmp_path / 'out')!r}, progress=False)\n"
-        "print(*_POOL['pool']._processes, flush=True)\n"
+        "print(*pool_pids(), flush=True)\n"
         "time.sleep(120)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 from ..config import save_config, to_dict
 from ..errors import ConfigError
 from ..io.atomic import atomic_write_text
-from .suite import TASKS, Cell, Suite
+from .suite import Cell, Suite, synth_tasks
 
 
 def _workers() -> int:
@@ -103,7 +103,7 @@ def make_data(
         pre = _synth("pretrain", out / "data/pretrain", n, None, s.seed * 10, suite, progress)
     tasks = {}
     for task in suite.tasks:
-        seed = s.seed * 10 + 1 + TASKS.index(task)  # every dataset its own subjects
+        seed = s.seed * 10 + 1 + synth_tasks().index(task)  # every dataset its own subjects
         tasks[task] = _synth(
             task, out / "data" / task, s.finetune_cases, s.test_cases, seed, suite, progress
         )

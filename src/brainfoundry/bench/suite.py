@@ -15,8 +15,19 @@ from ..config import load_config
 from ..errors import ConfigError
 from ..presets import preset_path
 
-TASKS = ("infarct", "meningioma", "brainage")
-OBJECTIVES = ("scratch", "mae", "contrastive", "hybrid", "cross-modal")
+
+def synth_tasks() -> list[str]:
+    """The tasks `brainfoundry synth` makes data for, in its order (their data seeds follow it)."""
+    from ..synth.config import KINDS
+
+    return [k for k in KINDS if k != "pretrain"]
+
+
+def objectives() -> list[str]:
+    """ "scratch" (the paired baseline) and every registered self-supervised objective."""
+    from ..ssl import OBJECTIVES
+
+    return ["scratch", *OBJECTIVES.list()]
 
 
 @dataclass
@@ -61,9 +72,9 @@ class Suite:
     description: str = ""
     expected: str = ""  # expected wall time and on what machine (documentation)
     data: SuiteData = field(default_factory=SuiteData)
-    objectives: list[str] = field(default_factory=lambda: list(OBJECTIVES))
+    objectives: list[str] = field(default_factory=objectives)
     backbones: list[str] = field(default_factory=lambda: ["resenc:mini"])  # family:size
-    tasks: list[str] = field(default_factory=lambda: list(TASKS))
+    tasks: list[str] = field(default_factory=synth_tasks)
     shots: list[int] = field(default_factory=lambda: [8, 16, 32])
     seeds: list[int] = field(default_factory=lambda: [0])
     pretrain: Stage = field(default_factory=Stage)
@@ -71,9 +82,10 @@ class Suite:
     n_boot: int = 2000
 
     def validate(self, where: str = "suite") -> Suite:
-        bad = [o for o in self.objectives if o not in OBJECTIVES]
+        known_obj, synth = objectives(), synth_tasks()
+        bad = [o for o in self.objectives if o not in known_obj]
         if bad:
-            raise ConfigError(f"{where}: unknown objectives {bad}; known: {list(OBJECTIVES)}")
+            raise ConfigError(f"{where}: unknown objectives {bad}; known: {known_obj}")
         if "scratch" not in self.objectives:
             raise ConfigError(f"{where}: objectives must include 'scratch' (the paired baseline)")
         for b in self.backbones:
@@ -82,15 +94,15 @@ class Suite:
                     f"{where}: backbone {b!r} must read family:size, e.g. resenc:mini"
                 )
         # a per-task override may name a task the suite leaves out (a `tasks=[...]` override)
-        task_keys = [*TASKS, *(t for t in (*self.tasks, *self.data.tasks) if t not in TASKS)]
-        for stage, known in ((self.pretrain, OBJECTIVES), (self.finetune, task_keys)):
+        task_keys = [*synth, *(t for t in (*self.tasks, *self.data.tasks) if t not in synth)]
+        for stage, known in ((self.pretrain, known_obj), (self.finetune, task_keys)):
             odd = sorted(set(stage.per_key) - set(known))
             if odd:
                 raise ConfigError(f"{where}: per_key names {odd}, not among {list(known)}")
         if not self.tasks or not self.shots or not self.seeds:
             raise ConfigError(f"{where}: tasks, shots and seeds must each list at least one value")
-        if self.data.synth is not None and set(self.tasks) - set(TASKS):
-            raise ConfigError(f"{where}: synthetic data exists for {list(TASKS)} only")
+        if self.data.synth is not None and set(self.tasks) - set(synth):
+            raise ConfigError(f"{where}: synthetic data exists for {synth} only")
         if self.data.synth is None:
             missing = [t for t in self.tasks if t not in self.data.tasks]
             if missing or (set(self.objectives) - {"scratch"} and not self.data.pretrain):

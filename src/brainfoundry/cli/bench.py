@@ -23,7 +23,7 @@ DEMO_LAYOUT = """\
 
 
 def _print_summary(tables: dict, out: Path) -> None:
-    from ..bench.analysis import markdown_table
+    from ..bench.render import markdown_table
 
     typer.echo("\nTest-set results (95% bootstrap CI over cases):")
     typer.echo(markdown_table(tables["primary"]))

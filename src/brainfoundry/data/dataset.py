@@ -49,6 +49,12 @@ def label_value(v) -> float | None:
     return None if v is None or (isinstance(v, float) and np.isnan(v)) else float(v)
 
 
+def centre_origin(shape: Sequence[int], size: Sequence[int]) -> list[int]:
+    """Corner of the `size` box centred in an array of `shape` (negative = zero padding): the
+    whole-brain view case-level heads train on and predict from."""
+    return [(a - s) // 2 for a, s in zip(shape, size)]
+
+
 def read_padded(arr, origin: Sequence[int], size: Sequence[int]) -> np.ndarray:
     """Read arr[origin : origin+size] with zeros where the box leaves the array."""
     shape = arr.shape

@@ -15,7 +15,7 @@ import torch
 
 from ..errors import ConfigError
 from ..io.modalities import resolve_channels
-from .dataset import Item, StoreSamples, augment_sample, label_value, read_sample
+from .dataset import Item, StoreSamples, augment_sample, centre_origin, label_value, read_sample
 from .store import Store
 
 
@@ -78,7 +78,7 @@ class VolumeDataset(StoreSamples):
 
     def origin(self, array_shape: Sequence[int]) -> list[int]:
         """Corner of the centred box in array voxels (negative = zero padding)."""
-        return [(a - s) // 2 for a, s in zip(array_shape, self.shape)]
+        return centre_origin(array_shape, self.shape)
 
     def __getitem__(self, index: int) -> dict:
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])

@@ -26,18 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import figures, report_html
-from .metrics import (
-    auprc,
-    auroc,
-    balanced_accuracy,
-    interval_coverage,
-    interval_width,
-    mae,
-    pearson_r,
-)
+from . import figures, report_html, scoring
 from .report_html import Section
-from .statistics import bootstrap_ci, case_mean
 
 TASK_TYPES = ("classification", "regression", "segmentation")
 REQUIRED = {
@@ -77,52 +67,37 @@ def summarize(
     task_type: str,
     predictions: pd.DataFrame,
     *,
+    metrics: list[str] | None = None,
     n_boot: int = 2000,
     alpha: float = 0.05,
     seed: int = 0,
     threshold: float = 0.5,
 ) -> dict:
-    """Every relevant metric with its percentile bootstrap CI over cases, as a JSON-able dict.
+    """`metrics` (default: every one the table can be scored on) with their percentile
+    bootstrap CIs over cases, as a JSON-able dict.
 
     Classification resamples within each class (so AUROC stays defined); segmentation metrics
     are means of the per-case values. Undefined values are None.
     """
     check_predictions(task_type, predictions)
     df = predictions
+    if metrics is None:
+        cols = set(df.columns)
+        metrics = [
+            m for m in scoring.metrics_for(task_type) if set(scoring.columns(task_type, m)) <= cols
+        ]
     out: dict = {"task_type": task_type, "n_cases": len(df), "alpha": alpha, "n_boot": n_boot}
     out["seed"] = seed
-
-    def ci(fn, *cols, strata=None):
-        r = bootstrap_ci(fn, *cols, n=n_boot, alpha=alpha, seed=seed, strata=strata)
-        return {"estimate": r.estimate, "lo": r.lo, "hi": r.hi, "n_valid": r.n_valid}
-
-    metrics: dict = {}
     if task_type == "classification":
-        y, p = df["label"].to_numpy().astype(int), df["prob"].to_numpy(float)
-        metrics["auroc"] = ci(auroc, y, p, strata=y)
-        metrics["auprc"] = ci(auprc, y, p, strata=y)
-
-        def ba(y_, p_):
-            return balanced_accuracy(y_, p_, threshold=threshold)
-
-        ba.batched = True  # type: ignore[attr-defined]
-        metrics["balanced_accuracy"] = ci(ba, y, p, strata=y)
+        y = df["label"].to_numpy().astype(int)
         out.update(n_positive=int(y.sum()), n_negative=int((1 - y).sum()), threshold=threshold)
-        out["resampling"] = "cases, stratified by label"
-    elif task_type == "regression":
-        y, pred = df["label"].to_numpy(float), df["pred"].to_numpy(float)
-        metrics["mae"] = ci(mae, y, pred)
-        metrics["pearson_r"] = ci(pearson_r, y, pred)
-        if {"lo", "hi"} <= set(df.columns):
-            lo, hi = df["lo"].to_numpy(float), df["hi"].to_numpy(float)
-            metrics["interval_coverage"] = ci(interval_coverage, y, lo, hi)
-            metrics["interval_width"] = ci(interval_width, lo, hi)
-        out["resampling"] = "cases"
-    else:
-        for name in ("dice", "nsd", "hd95"):
-            metrics[name] = ci(case_mean, df[name].to_numpy(float))
-        out["resampling"] = "cases (mean of per-case values)"
-    out["metrics"] = metrics
+    out["resampling"] = scoring.RESAMPLING[task_type]
+    out["metrics"] = {
+        m: scoring.score_ci(
+            task_type, m, df, n_boot=n_boot, alpha=alpha, seed=seed, threshold=threshold
+        )
+        for m in metrics
+    }
     return _clean(out)
 
 

@@ -14,8 +14,15 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..data.dataset import read_padded
+from ..data.dataset import centre_origin, read_padded
 from .sliding_window import mirrored, sliding_window, stride_divisor, whole_volume
+
+LESION_THRESHOLD = 0.5  # a voxel is foreground where its probability exceeds this
+
+
+def lesion_mask(prob: np.ndarray) -> np.ndarray:
+    """The binary mask every path (validation, evaluation, predict, QC) scores and writes."""
+    return prob > LESION_THRESHOLD
 
 
 def input_size(card) -> list[int]:
@@ -33,7 +40,7 @@ def stack_channels(chans: Sequence[np.ndarray | None]) -> tuple[np.ndarray, np.n
 def centre_box(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
     """The `size` box centred on a session [C, *S], zero-padded where the brain is smaller and
     centre-cropped where larger: the whole-brain view `VolumeDataset` trains case heads on."""
-    origin = [(a - s) // 2 for a, s in zip(image.shape[1:], size)]
+    origin = centre_origin(image.shape[1:], size)
     return np.stack([read_padded(c, origin, size) for c in image])
 
 

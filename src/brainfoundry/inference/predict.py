@@ -29,7 +29,7 @@ from ..errors import InputError
 from ..io.atomic import atomic_write_text
 from ..io.modalities import alternatives, canonical_modality, resolve_channels
 from ..io.volume import Volume, read_volume
-from .core import case_outputs, input_size, segment, stack_channels
+from .core import case_outputs, input_size, lesion_mask, segment, stack_channels
 
 if TYPE_CHECKING:
     from ..data.preprocess import Geometry
@@ -131,7 +131,7 @@ class Predictor:
 
         probs = [segment(m.model, s.image, input_size(m.card), **sw) for m in self.members]
         prob = np.mean(probs, axis=0)
-        mask = restore((prob > 0.5).astype(np.uint8), s.geometry, is_label=True)
+        mask = restore(lesion_mask(prob).astype(np.uint8), s.geometry, is_label=True)
         return {
             "mask": mask.astype(np.uint8),
             "affine": s.ref.affine,

@@ -28,11 +28,12 @@ def qc_png(path: str | Path, result: dict) -> Path:
 
     from ..evaluation.figures import to_png
     from ..io.atomic import atomic_path
+    from .core import LESION_THRESHOLD, lesion_mask
 
     img = np.asarray(result["qc_image"], dtype=np.float32)
     prob = result.get("qc_prob")
-    if prob is not None and (prob > 0.5).any():
-        centre = [int(round(c.mean())) for c in np.nonzero(prob > 0.5)]  # through the lesion
+    if prob is not None and lesion_mask(prob).any():
+        centre = [int(round(c.mean())) for c in np.nonzero(lesion_mask(prob))]  # through it
     else:
         centre = [s // 2 for s in img.shape]
     views = [
@@ -45,8 +46,8 @@ def qc_png(path: str | Path, result: dict) -> Path:
     for ax, (sl, pr) in zip(axes, views):
         ax.imshow(np.rot90(sl), cmap="gray", vmin=lo, vmax=hi)
         if pr is not None:
-            over = np.ma.masked_less_equal(np.rot90(pr), 0.5)
-            ax.imshow(over, cmap="autumn", alpha=0.5, vmin=0.5, vmax=1.0)
+            over = np.ma.masked_less_equal(np.rot90(pr), LESION_THRESHOLD)
+            ax.imshow(over, cmap="autumn", alpha=0.5, vmin=LESION_THRESHOLD, vmax=1.0)
         ax.axis("off")
     fig.suptitle(_title(result), fontsize=10)
     fig.tight_layout()

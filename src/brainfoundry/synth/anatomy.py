@@ -218,6 +218,15 @@ def build_anatomy(res: float) -> Anatomy:
     return _BUILT[res]
 
 
+def forget_anatomy(res: float | None = None) -> None:
+    """Drop this process's built anatomy for `res` (every resolution when None), so that the
+    next `build_anatomy` builds it afresh (benchmarks time that startup)."""
+    if res is None:
+        _BUILT.clear()
+    else:
+        _BUILT.pop(res, None)
+
+
 def _build(res: float) -> Anatomy:
     """Resample the tissue maps to an isotropic `res` mm grid covering the brain (+ margin)."""
     maps, mask, aff1 = _tissue_maps_1mm()

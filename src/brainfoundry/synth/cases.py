@@ -12,14 +12,14 @@ import numpy as np
 import torch
 
 from ..io.modalities import canonical_modality
-from .ageing import age_contrast, draw_ageing, enlarge_ventricles, thin_cortex
+from .ageing import Ageing, age_contrast, draw_ageing, enlarge_ventricles, thin_cortex
 from .anatomy import Anatomy
-from .artefacts import acquire, coverage, draw_acquisition
-from .contrast import Lesion, draw_contrast, synthesize
+from .artefacts import Acquisition, acquire, coverage, draw_acquisition
+from .contrast import Contrast, Lesion, draw_contrast, synthesize
 from .deform import random_pose, random_shape, subject_coords, upsample_coords
 from .fields import sample_where, smooth_noise
 from .lesions import dwi_artefact, infarct, microbleeds, wmh
-from .meningioma import draw_site, mass_effect, surroundings
+from .meningioma import Site, draw_site, mass_effect, surroundings
 
 
 @dataclass(frozen=True)
@@ -82,23 +82,10 @@ def make_session(spec: SessionSpec, anat: Anatomy, keep_tissues: bool = False) -
     grid = tuple(anat.shape)
     # the smooth part of the warp is computed on a 2-voxel lattice and upsampled
     coarse = subject_coords(anat, shape, pose)
-    coords = enlarge_ventricles(anat, upsample_coords(coarse, grid), ageing.ventricle_mm)
+    pre = enlarge_ventricles(anat, upsample_coords(coarse, grid), ageing.ventricle_mm)
     meta: dict = {"age": round(spec.age, 1), "ageing": ageing.as_dict()}
-
-    pre = coords
-    tumour = torch.zeros(grid)
-    site = None
-    if spec.meningioma:
-        site = draw_site(rng, anat, spec.difficulty)
-        coords, tumour = mass_effect(anat, pre, site)
-    support = anat.support(coarse)
-    t5 = sample_where(anat.tissues, coords, support).clamp(0, 1)  # sum of tissues = brain mask
-    if site is not None:  # the skull does not move: clip the brain pushed past the dura
-        pushed = ((coords - pre).norm(dim=-1)).clamp(max=1.0)
-        outside = 1.0 - sample_where(anat.icv[None], pre, support)[0]
-        t5 = t5 * (1.0 - pushed * outside) * (1.0 - tumour)
-    brain = torch.maximum(t5.sum(0), tumour) > 0.5
-    tissues = thin_cortex(torch.cat([t5, tumour[None]]), ageing.cortical_loss, anat.res)
+    site = draw_site(rng, anat, spec.difficulty) if spec.meningioma else None
+    coords, tumour, tissues, brain = _subject_tissues(anat, coarse, pre, site, ageing)
 
     lesions: list[Lesion] = []
     labelled = torch.zeros(grid, dtype=torch.bool)
@@ -108,27 +95,11 @@ def make_session(spec: SessionSpec, anat: Anatomy, keep_tissues: bool = False) -
         )
         lesions += extra
         labelled = tumour > 0.5
-    meta["infarcts"] = []
-    for _ in range(spec.infarcts):
-        les, tissues, mask = infarct(rng, anat, coords, tissues, spec.difficulty)
-        lesions.append(les)
-        labelled |= mask
-        meta["infarcts"].append(les.meta | {"voxels": int(mask.sum())})
-    n_wmh = ageing.wmh_count
-    n_bleeds = int(rng.poisson(3.0 * ageing.atrophy)) if rng.uniform() < 0.25 else 0
-    artefact = False
-    if spec.distractors:
-        n_wmh += int(rng.poisson(2.0 + 6.0 * spec.difficulty)) if rng.uniform() < 0.5 else 0
-        n_bleeds += int(rng.integers(1, 6)) if rng.uniform() < 0.2 else 0
-        artefact = rng.uniform() < 0.3 + 0.3 * spec.difficulty
-    for les in (
-        wmh(rng, anat, coords, tissues, n_wmh, spec.difficulty),
-        microbleeds(rng, anat, coords, n_bleeds),
-        dwi_artefact(rng, anat, coords) if artefact else None,
-    ):
-        if les is not None:
-            lesions.append(les)
-    meta["distractors"] = {"wmh": n_wmh, "microbleeds": n_bleeds, "dwi_artefact": bool(artefact)}
+    tissues, extra, infarct_mask, meta["infarcts"] = _infarcts(rng, spec, anat, coords, tissues)
+    lesions += extra
+    labelled |= infarct_mask
+    extra, meta["distractors"] = _distractors(rng, spec, anat, coords, tissues, ageing)
+    lesions += extra
 
     contrast = draw_contrast(rng, spec.shift, spec.vendor)
     contrast.means = age_contrast(contrast.means, ageing)
@@ -136,16 +107,106 @@ def make_session(spec: SessionSpec, anat: Anatomy, keep_tissues: bool = False) -
     keep = brain.clone()
     keep[..., :z_lo] = False
     keep[..., z_hi:] = False
-    meta.update(
-        vendor=contrast.vendor, shift=round(spec.shift, 3), coverage_z=[z_lo, z_hi], acquisition={}
+    images, acquisition = _acquire_sequences(
+        rng, spec, anat, contrast, tissues, lesions, keep, brain
     )
+    meta.update(
+        vendor=contrast.vendor,
+        shift=round(spec.shift, 3),
+        coverage_z=[z_lo, z_hi],
+        acquisition=acquisition,
+    )
+    lesion = (labelled & keep).numpy().astype(np.uint8)
+    out = Session(images, lesion, keep.numpy(), meta, tissues=tissues if keep_tissues else None)
+    out.qc = qc_slices(out)
+    return out
+
+
+def _subject_tissues(
+    anat: Anatomy, coarse: torch.Tensor, pre: torch.Tensor, site: Site | None, ageing: Ageing
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Template tissues resampled into the subject, pushed aside by a meningioma if there is one:
+    (template coords, tumour fraction, [6,X,Y,Z] tissues with the tumour last, brain mask)."""
+    coords, tumour = pre, torch.zeros(tuple(anat.shape))
+    if site is not None:
+        coords, tumour = mass_effect(anat, pre, site)
+    support = anat.support(coarse)
+    t5 = sample_where(anat.tissues, coords, support).clamp(0, 1)  # sum of tissues = brain mask
+    if site is not None:  # the skull does not move: clip the brain pushed past the dura
+        pushed = ((coords - pre).norm(dim=-1)).clamp(max=1.0)
+        outside = 1.0 - sample_where(anat.icv[None], pre, support)[0]
+        t5 = t5 * (1.0 - pushed * outside) * (1.0 - tumour)
+    brain = torch.maximum(t5.sum(0), tumour) > 0.5
+    tissues = thin_cortex(torch.cat([t5, tumour[None]]), ageing.cortical_loss, anat.res)
+    return coords, tumour, tissues, brain
+
+
+def _infarcts(
+    rng: np.random.Generator,
+    spec: SessionSpec,
+    anat: Anatomy,
+    coords: torch.Tensor,
+    tissues: torch.Tensor,
+) -> tuple[torch.Tensor, list[Lesion], torch.Tensor, list[dict]]:
+    """The session's labelled infarcts, one after another (each may cavitate the tissues):
+    (updated tissues, lesions, bool mask of their voxels, their dataset.json records)."""
+    lesions, records = [], []
+    mask = torch.zeros(tuple(anat.shape), dtype=torch.bool)
+    for _ in range(spec.infarcts):
+        les, tissues, voxels = infarct(rng, anat, coords, tissues, spec.difficulty)
+        lesions.append(les)
+        mask |= voxels
+        records.append(les.meta | {"voxels": int(voxels.sum())})
+    return tissues, lesions, mask, records
+
+
+def _distractors(
+    rng: np.random.Generator,
+    spec: SessionSpec,
+    anat: Anatomy,
+    coords: torch.Tensor,
+    tissues: torch.Tensor,
+    ageing: Ageing,
+) -> tuple[list[Lesion], dict]:
+    """Label-independent findings (age-related and extra WMH, microbleeds, a DWI artefact), so a
+    model cannot read the label off any bright spot: (lesions, their counts)."""
+    n_wmh = ageing.wmh_count
+    n_bleeds = int(rng.poisson(3.0 * ageing.atrophy)) if rng.uniform() < 0.25 else 0
+    artefact = False
+    if spec.distractors:
+        n_wmh += int(rng.poisson(2.0 + 6.0 * spec.difficulty)) if rng.uniform() < 0.5 else 0
+        n_bleeds += int(rng.integers(1, 6)) if rng.uniform() < 0.2 else 0
+        artefact = rng.uniform() < 0.3 + 0.3 * spec.difficulty
+    found = (
+        wmh(rng, anat, coords, tissues, n_wmh, spec.difficulty),
+        microbleeds(rng, anat, coords, n_bleeds),
+        dwi_artefact(rng, anat, coords) if artefact else None,
+    )
+    counts = {"wmh": n_wmh, "microbleeds": n_bleeds, "dwi_artefact": bool(artefact)}
+    return [les for les in found if les is not None], counts
+
+
+def _acquire_sequences(
+    rng: np.random.Generator,
+    spec: SessionSpec,
+    anat: Anatomy,
+    contrast: Contrast,
+    tissues: torch.Tensor,
+    lesions: list[Lesion],
+    keep: torch.Tensor,
+    brain: torch.Tensor,
+) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    """Every sequence as an int16 volume on the full grid, zero outside `keep`: (images,
+    acquisition parameters per file stem)."""
+    grid = tuple(anat.shape)
     # sequences are synthesised on the brain's bounding box only (a third of the grid is air)
     box = _bbox(brain, pad=2)
     t_box, keep_box = tissues[(slice(None), *box)], keep[box]
     l_box = [Lesion(les.name, les.fraction[box], les.ratios, les.meta) for les in lesions]
     texture = 0.03 * smooth_noise(rng, tuple(keep_box.shape), anat.res, 5.0)
     images: dict[str, np.ndarray] = {}
-    acquired: dict[str, object] = {}  # ADC is computed from the DWI series: same acquisition
+    params: dict[str, dict] = {}
+    acquired: dict[str, Acquisition] = {}  # ADC is computed from the DWI series: same acquisition
     for stem in spec.sequences:
         seq = canonical_modality(stem) or stem
         clean = synthesize(seq, t_box, contrast, l_box, texture)
@@ -159,11 +220,8 @@ def make_session(spec: SessionSpec, anat: Anatomy, keep_tissues: bool = False) -
         full = np.zeros(grid, dtype=np.int16)
         full[box] = img.numpy().astype(np.int16)
         images[stem] = full
-        meta["acquisition"][stem] = acq.as_dict()
-    lesion = (labelled & keep).numpy().astype(np.uint8)
-    out = Session(images, lesion, keep.numpy(), meta, tissues=tissues if keep_tissues else None)
-    out.qc = qc_slices(out)
-    return out
+        params[stem] = acq.as_dict()
+    return images, params
 
 
 def qc_slices(s: Session) -> dict:

@@ -153,36 +153,10 @@ def infarct(
     territory = territory or str(rng.choice(list(TERRITORIES), p=list(TERRITORIES.values())))
     where = anat.candidates(f"territory:{territory}", lambda a: territory_mask(a, territory))
     tissue = _tissue_fraction(tissues)
-    hard = 1.0 - 0.6 * difficulty
-    if territory == "lacunar":
-        r_mm = rng.uniform(1.5, 7.5)
-    else:
-        r_mm = float(np.exp(rng.uniform(np.log(3.0), np.log(6.0 + 26.0 * hard))))
-    r_mm = max(r_mm, 0.6 * anat.res)
-    grid = tuple(coords.shape[:3])
-    noise = smooth_noise(rng, grid, anat.res, max(6.0, r_mm))
-    for _ in range(12):
-        centre = pick_voxel(rng, where)
-        radial = anat.world(centre) - BRAIN_CENTRE_MM
-        radial /= max(np.linalg.norm(radial), 1e-6)
-        axes = random_unit_axes(rng, radial)
-        elong = 1.0 if territory == "lacunar" else rng.uniform(1.2, 1.8)
-        radii = np.array([elong, 1.0, rng.uniform(0.7, 1.0)]) * r_mm / anat.res
-        box = near(coords, centre, radii.max() * 1.5)
-        dist = torch.full(grid, 9.0)
-        dist[box] = ellipsoid_distance(coords[box], centre, radii, axes) + 0.18 * noise[box]
-        frac = torch.zeros(grid)
-        frac[box] = (
-            soft_inside(dist[box], anat.res / r_mm)
-            * tissue[box]
-            * _hemisphere(anat, coords[box], centre)
-        )
-        mask = frac > 0.5
-        if mask.any():
-            break
-        r_mm *= 1.3
-    else:
-        raise RuntimeError("could not place an infarct with at least one voxel")
+    r_mm = _infarct_radius(rng, anat, territory, difficulty)
+    centre, r_mm, dist, frac, mask = _place_infarct(
+        rng, anat, coords, tissue, where, territory, r_mm
+    )
     meta = {
         "stage": stage,
         "territory": territory,
@@ -190,15 +164,94 @@ def infarct(
         "centre_mm": [round(float(c), 1) for c in anat.world(centre)],
     }
     if stage == "chronic" and r_mm > 6.0:
-        core = soft_inside(dist / rng.uniform(0.45, 0.7), anat.res / r_mm) * frac
-        share = core / tissue.clamp(min=1e-3)
-        tissues = tissues.clone()
-        tissues[:3] = tissues[:3] * (1.0 - share)
-        tissues[3] = tissues[3] + core
-        frac = frac - core
+        tissues, frac = _cavitate(rng, anat, tissues, tissue, dist, frac, r_mm)
         meta["cavitated"] = True
     ratios = _strength(INFARCT_RATIOS[stage], rng, difficulty)
     return Lesion("infarct", frac, ratios, meta), tissues, mask
+
+
+def _infarct_radius(
+    rng: np.random.Generator, anat: Anatomy, territory: str, difficulty: float
+) -> float:
+    """Radius in mm: lacunes 1.5-7.5 mm, territorial infarcts log-uniform and larger when easy;
+    never under 0.6 voxel, so that the first try can cover a voxel."""
+    if territory == "lacunar":
+        r_mm = rng.uniform(1.5, 7.5)
+    else:
+        hard = 1.0 - 0.6 * difficulty
+        r_mm = float(np.exp(rng.uniform(np.log(3.0), np.log(6.0 + 26.0 * hard))))
+    return max(r_mm, 0.6 * anat.res)
+
+
+def _place_infarct(
+    rng: np.random.Generator,
+    anat: Anatomy,
+    coords: torch.Tensor,
+    tissue: torch.Tensor,
+    where: np.ndarray,
+    territory: str,
+    r_mm: float,
+) -> tuple[np.ndarray, float, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Try up to 12 centres, growing the radius 1.3x after each miss, until the infarct holds a
+    voxel (one may fall on too little tissue): (centre, radius mm, distance, fraction, mask)."""
+    noise = smooth_noise(rng, tuple(coords.shape[:3]), anat.res, max(6.0, r_mm))
+    for _ in range(12):
+        centre = pick_voxel(rng, where)
+        dist, frac = _infarct_shape(rng, anat, coords, tissue, noise, centre, territory, r_mm)
+        mask = frac > 0.5
+        if mask.any():
+            return centre, r_mm, dist, frac, mask
+        r_mm *= 1.3
+    raise RuntimeError("could not place an infarct with at least one voxel")
+
+
+def _infarct_shape(
+    rng: np.random.Generator,
+    anat: Anatomy,
+    coords: torch.Tensor,
+    tissue: torch.Tensor,
+    noise: torch.Tensor,
+    centre: np.ndarray,
+    territory: str,
+    r_mm: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(normalised distance, fraction) of one infarct at `centre`: a noisy ellipsoid elongated
+    towards the brain centre (round for lacunes), in tissue and in one hemisphere only."""
+    radial = anat.world(centre) - BRAIN_CENTRE_MM
+    radial /= max(np.linalg.norm(radial), 1e-6)
+    axes = random_unit_axes(rng, radial)
+    elong = 1.0 if territory == "lacunar" else rng.uniform(1.2, 1.8)
+    radii = np.array([elong, 1.0, rng.uniform(0.7, 1.0)]) * r_mm / anat.res
+    box = near(coords, centre, radii.max() * 1.5)
+    grid = tuple(coords.shape[:3])
+    dist = torch.full(grid, 9.0)
+    dist[box] = ellipsoid_distance(coords[box], centre, radii, axes) + 0.18 * noise[box]
+    frac = torch.zeros(grid)
+    frac[box] = (
+        soft_inside(dist[box], anat.res / r_mm)
+        * tissue[box]
+        * _hemisphere(anat, coords[box], centre)
+    )
+    return dist, frac
+
+
+def _cavitate(
+    rng: np.random.Generator,
+    anat: Anatomy,
+    tissues: torch.Tensor,
+    tissue: torch.Tensor,
+    dist: torch.Tensor,
+    frac: torch.Tensor,
+    r_mm: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Turn the core of a chronic infarct into CSF: (tissues with the core moved to CSF, the
+    remaining gliotic rim as the lesion fraction)."""
+    core = soft_inside(dist / rng.uniform(0.45, 0.7), anat.res / r_mm) * frac
+    share = core / tissue.clamp(min=1e-3)
+    tissues = tissues.clone()
+    tissues[:3] = tissues[:3] * (1.0 - share)
+    tissues[3] = tissues[3] + core
+    return tissues, frac - core
 
 
 def near(coords: torch.Tensor, centre: np.ndarray, reach: float) -> tuple[slice, slice, slice]:

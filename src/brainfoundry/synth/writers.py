@@ -116,6 +116,17 @@ def shutdown_pool() -> None:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def pool_running() -> bool:
+    """Whether worker processes are kept from an earlier parallel `generate` call."""
+    return "pool" in _POOL
+
+
+def pool_pids() -> list[int]:
+    """Process ids of the kept workers (none when no pool is kept): to watch or stop them."""
+    pool = _POOL.get("pool")
+    return list(pool._processes or ()) if pool is not None else []
+
+
 def _execute(jobs: list[Job], out: Path, cfg: SynthConfig, progress: bool) -> Iterator[dict]:
     from tqdm.auto import tqdm
 
@@ -163,15 +174,32 @@ def generate(
     force: bool = False,
 ) -> dict:
     """Generate the dataset `cfg` describes into `out`; return the dataset.json content."""
-    from .anatomy import output_grid
-
     cfg.validate()
     out = Path(out)
     _check_output(out, force)
     jobs = plan(cfg)
     results = list(_execute(jobs, out, cfg, progress))
+    records = [r["record"] for r in results]
+    header = _header(cfg)
+    if cfg.kind == "pretrain":
+        header |= _corpus_counts(records)
+        splits = ["pretrain"]
+    else:
+        header |= _task_info(cfg.kind)
+        header["splits"] = _write_splits(out, cfg, header, records)
+        splits = list(header["splits"])
+    header["cases"] = records
+    _write_json(out / "dataset.json", header)
+    _montages(out, cfg, jobs, results, splits)
+    return header
+
+
+def _header(cfg: SynthConfig) -> dict:
+    """What every dataset.json starts with: provenance, the config and the shared grid."""
+    from .anatomy import output_grid
+
     shape, affine = output_grid(cfg.resolution)
-    header = {
+    return {
         "name": f"brainfoundry-synth-{cfg.kind}",
         "generator": "brainfoundry.synth",
         "generator_version": GENERATOR_VERSION,
@@ -189,21 +217,30 @@ def generate(
             "affine": affine.tolist(),
         },
     }
-    records = [r["record"] for r in results]
-    if cfg.kind == "pretrain":
-        header["sessions"] = len(records)
-        header["subjects"] = len({r["subject"] for r in records})
-        header["scans"] = sum(len(r["sequences"]) for r in records)
-        header["cases"] = records
-        _write_json(out / "dataset.json", header)
-        _montages(out, cfg, jobs, results, ["pretrain"])
-        return header
-    required, alternatives = TASK_MODALITIES[cfg.kind]
-    header |= {
-        "task": cfg.kind,
-        "label": LABELS[cfg.kind],
+
+
+def _corpus_counts(records: list[dict]) -> dict:
+    """Size of a pretraining corpus, in the units FOMO60K reports."""
+    return {
+        "sessions": len(records),
+        "subjects": len({r["subject"] for r in records}),
+        "scans": sum(len(r["sequences"]) for r in records),
+    }
+
+
+def _task_info(kind: str) -> dict:
+    """The task's label and the modalities a model receives."""
+    required, alternatives = TASK_MODALITIES[kind]
+    return {
+        "task": kind,
+        "label": LABELS[kind],
         "modalities": {"required": list(required), "one_of": list(alternatives)},
     }
+
+
+def _write_splits(out: Path, cfg: SynthConfig, header: dict, records: list[dict]) -> dict:
+    """Write each non-empty split's own dataset.json (so a split folder stands alone); return
+    the split summaries for the top-level file."""
     splits = {}
     for split, domain in SPLITS.items():
         recs = [r for r in records if r["split"] == split]
@@ -219,11 +256,7 @@ def generate(
         _write_json(
             out / split / "dataset.json", header | {"split": split} | info | {"cases": recs}
         )
-    header["splits"] = splits
-    header["cases"] = records
-    _write_json(out / "dataset.json", header)
-    _montages(out, cfg, jobs, results, list(splits))
-    return header
+    return splits
 
 
 def _write_json(path: Path, data: dict) -> None:

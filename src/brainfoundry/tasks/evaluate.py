@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..evaluation import mean_sd_over_seeds, segmentation_case_metrics, summarize, write_report
+from ..inference.core import input_size, lesion_mask
 from ..models.card import ModelCard
 from .data import case_table, prepare_task_data, preprocess_config
 from .model_io import load_task_model
@@ -46,7 +47,7 @@ def evaluate(
         cases = case_table(store, spec)
         if cases.empty:
             raise InputError(data, f"no labelled test cases for task {spec.name}")
-        size = card.extra.get("input_size") or card.patch_size
+        size = input_size(card)
         if spec.type == "segmentation":
             preds, volumes = _segment(model, spec, store, cases, size, data)
         else:
@@ -55,7 +56,7 @@ def evaluate(
             volumes = None
         preds = preds.drop(columns=["key"])
         preds.to_csv(d / "predictions.csv", index=False)
-        summary = summarize(spec.type, preds, n_boot=n_boot, seed=0)
+        summary = summarize(spec.type, preds, metrics=spec.metrics, n_boot=n_boot, seed=0)
         summary["task"] = spec.name
         if spec.type == "segmentation":
             summary["nsd_tolerance_mm"] = spec.nsd_tolerance_mm
@@ -112,13 +113,13 @@ def _segment(model, spec, store, cases, size, data):
         g = store.manifest[store.manifest["group"] == r.key].iloc[0]
         prob = predict_segmentation(model, store, spec.channels, r.key, size)
         geom = Geometry.from_json(json.loads(g["geometry"]))
-        pred = restore((prob > 0.5).astype(np.uint8), geom, is_label=True)
+        pred = restore(lesion_mask(prob).astype(np.uint8), geom, is_label=True)
         ref = read_volume(seg_of[(g["subject"], g["session"])], label=True)
         truth = np.rint(ref.data) > 0
         spacing = tuple(float(s) for s in np.linalg.norm(ref.affine[:3, :3], axis=0))
         m = segmentation_case_metrics(pred > 0, truth, spacing, spec.nsd_tolerance_mm)
         rows.append({"key": r.key, "case": r.case, **m, "pred_voxels": int((pred > 0).sum())})
-        masks[r.case] = (r.key, prob > 0.5)
+        masks[r.case] = (r.key, lesion_mask(prob))
 
     def volumes(case: str):
         key, mask = masks[case]

@@ -17,18 +17,15 @@ from typing import ClassVar, Literal
 
 from .. import __version__
 from ..config import save_config
-from ..engine import Trainer
 from ..errors import ConfigError
-from ..evaluation.metrics import higher_is_better
 from ..models.card import ModelCard
-from ..models.checkpoint import save_model
 from ..run_config import BackboneConfig, RunConfig, SamplingConfig
 from .data import case_table, few_shot_split, prepare_task_data, preprocess_config, write_splits
 from .heads import create_task_model
 from .model_io import build_backbone, report_dict
+from .selection import Selection, calibrate, train_and_select
 from .spec import get_task
 from .strategies import StrategyConfig, describe, param_groups
-from .validate import calibrate_regression, validate
 
 
 @dataclass
@@ -133,7 +130,34 @@ def _dataset(cfg, spec, store, keys, seed):
 
 
 def finetune_seed(cfg, spec, store, cases, seed_dir: Path, seed: int, log=print) -> dict:
+    """One seed: split → model (and probe) → card → train, keeping the best on validation →
+    calibrate (regression). Returns the kept checkpoint's validation metrics."""
+    if cfg.train.steps <= 0 and (spec.type == "segmentation" or cfg.strategy.head_init != "probe"):
+        raise ConfigError(
+            "train.steps=0 (a pure linear probe) needs a classification or regression task "
+            "with strategy.head_init=probe"
+        )
     seed_dir.mkdir(parents=True, exist_ok=True)
+    splits = _split(cfg, spec, cases, seed_dir, seed)
+    run_cfg = dataclasses.replace(
+        cfg, train=dataclasses.replace(cfg.train, seed=int(seed)), seeds=[int(seed)]
+    )
+    save_config(run_cfg, seed_dir / "config.yaml")
+    model, backbone, init_card, head_kw, report = _model(cfg, spec, cases, splits, seed, log)
+    dataset, size = _dataset(cfg, spec, store, splits["train"], seed)
+    probe = _probe(cfg, spec, store, cases, splits, model, size, seed, log)
+    groups = param_groups(model, cfg.strategy)  # before the card: it may freeze layers
+    card = _card(cfg, spec, store, splits, backbone, model, init_card, size, seed)
+    card.extra.update(head=head_kw, load_report=report_dict(report), probe=probe)
+    sel = Selection(spec, store, splits["val"], size, cfg.data.overlap, seed_dir, card)
+    best = train_and_select(sel, model, dataset, run_cfg, groups, probe, seed, log)
+    if spec.type == "regression":
+        calibrate(sel, log, seed)
+    return best
+
+
+def _split(cfg, spec, cases, seed_dir: Path, seed: int) -> dict:
+    """This seed's train/val split, written once; a resumed folder must have the same one."""
     splits = few_shot_split(
         cases, cfg.shots, seed, stratify=spec.type == "classification", n_val=cfg.val_cases
     )
@@ -144,79 +168,54 @@ def finetune_seed(cfg, spec, store, cases, seed_dir: Path, seed: int, log=print)
             "use a new output folder"
         )
     write_splits(old, splits)
-    train_cfg = dataclasses.replace(cfg.train, seed=int(seed))
-    run_cfg = dataclasses.replace(cfg, train=train_cfg, seeds=[int(seed)])
-    save_config(run_cfg, seed_dir / "config.yaml")
+    return splits
+
+
+def _model(cfg, spec, cases, splits, seed: int, log):
+    """(task model, its backbone, the init card, the head's arguments, the load report)."""
     backbone, init_card, report = build_backbone(
         cfg.init, spec, cfg.model, seed, cfg.model.channels
     )
     if report is not None:
         log(f"seed {seed}: init from {cfg.init}: {report}")
     head_kw: dict = {}
-    if spec.type == "regression":
+    if spec.type == "regression":  # the head predicts in units of the training labels' spread
         y = cases.set_index("key").loc[splits["train"], "label"].astype(float)
         head_kw = {"y_mean": float(y.mean()), "y_std": float(y.std(ddof=0)) or 1.0}
     model = create_task_model(spec.type, backbone, **head_kw)
-    dataset, size = _dataset(cfg, spec, store, splits["train"], seed)
-    probe = None
-    if spec.type != "segmentation" and cfg.strategy.head_init == "probe":
-        from ..data.volume_dataset import VolumeDataset
-        from .probe import probe_init
+    return model, backbone, init_card, head_kw, report
 
-        plain = VolumeDataset(store, spec.channels, size, keys=splits["train"])
-        y = cases.set_index("key").loc[[it.key for it in plain.items], "label"].astype(float)
-        probe = probe_init(model, plain, y.to_numpy(), spec.type)
-        log(f"seed {seed}: linear-probe head {probe}")
-    groups = param_groups(model, cfg.strategy)
+
+def _probe(cfg, spec, store, cases, splits, model, size, seed: int, log) -> dict | None:
+    """Case-level tasks with head_init=probe: fit the head in closed form on the features."""
+    if spec.type == "segmentation" or cfg.strategy.head_init != "probe":
+        return None
+    from ..data.volume_dataset import VolumeDataset
+    from .probe import probe_init
+
+    plain = VolumeDataset(store, spec.channels, size, keys=splits["train"])
+    y = cases.set_index("key").loc[[it.key for it in plain.items], "label"].astype(float)
+    probe = probe_init(model, plain, y.to_numpy(), spec.type)
+    log(f"seed {seed}: linear-probe head {probe}")
+    return probe
+
+
+def _card(cfg, spec, store, splits, backbone, model, init_card, size, seed: int) -> ModelCard:
+    """The seed's card: what the model reads (channels, spacing, normalisation) and how it was
+    trained, so that predict and evaluate need nothing else."""
+    pre = store.plan["preprocess"]
     card = ModelCard.for_model(
         backbone,
         modalities=spec.channels,
-        spacing=list(store.plan["preprocess"]["spacing"]),
-        normalization={
-            k: store.plan["preprocess"][k] for k in ("normalization", "clip_percentiles")
-        },
+        spacing=list(pre["spacing"]),
+        normalization={k: pre[k] for k in ("normalization", "clip_percentiles")},
         patch_size=list(size),
         ssl_method=init_card.ssl_method if init_card else None,
         data_summary={"n_train": len(splits["train"]), "n_val": len(splits["val"])},
         version=__version__,
     )
     card.extra.update(
-        task=spec.to_dict(), head=head_kw, init=cfg.init, strategy=dataclasses.asdict(cfg.strategy),
-        load_report=report_dict(report), seed=int(seed), input_size=list(size), probe=probe,
-        channels=cfg.model.channels,
-        **describe(model),
+        task=spec.to_dict(), init=cfg.init, strategy=dataclasses.asdict(cfg.strategy),
+        seed=int(seed), input_size=list(size), channels=cfg.model.channels, **describe(model),
     )  # fmt: skip
-    state_path = seed_dir / "val_metrics.json"
-    best = json.loads(state_path.read_text()) if state_path.exists() else None
-    sign = 1.0 if higher_is_better(spec.primary_metric) else -1.0
-
-    def on_checkpoint(m, step: int, ema) -> None:
-        nonlocal best
-        vals = validate(m, spec, store, splits["val"], size, overlap=cfg.data.overlap)
-        m.train()
-        score = vals.get(spec.primary_metric)
-        key = (sign * score if score is not None else float("-inf"), -vals["loss"])
-        if best is None or key > tuple(best["key"]):
-            best = {"step": step, "key": list(key), "metrics": vals}
-            card.extra.update(step=step, val_metrics=vals)
-            save_model(seed_dir, m, card)
-            state_path.write_text(json.dumps(best, indent=2))
-        log(f"seed {seed} step {step}: val {vals} (best at step {best['step']})")
-
-    if best is None and probe is not None:
-        on_checkpoint(model, 0, None)  # the probe alone competes for "best" too
-    if cfg.train.steps > 0:
-        trainer = Trainer(
-            model, dataset, train_cfg, cfg.optim, seed_dir,
-            on_checkpoint=on_checkpoint, param_groups=groups,
-        )  # fmt: skip
-        trainer.fit(resume=True)
-    elif probe is None:
-        raise ConfigError(
-            "train.steps=0 (a pure linear probe) needs a classification or regression task "
-            "with strategy.head_init=probe"
-        )
-    if spec.type == "regression":
-        cal = calibrate_regression(seed_dir, store, splits["val"], size)
-        log(f"seed {seed}: 95% interval scale {cal['scale']:.3f} from {cal['n']} held-out cases")
-    return best["metrics"] if best else {}
+    return card

@@ -28,6 +28,9 @@ class TaskSpec:
       alternative a session has. optional: channels that may be missing (a zero channel with
       present=False); the others must be there. label: "label.txt" (class or value per session)
       or "seg.nii.gz" (voxel mask). defaults: `a.b=c` finetune-config overrides for this task.
+    metrics: what evaluation reports (`evaluation.scoring` knows which fit each type);
+      primary_metric (default: the first) picks the best checkpoint and heads the bench's
+      tables; ranking_metrics (default: the primary) are the ones the challenge ranks on.
     """
 
     name: str
@@ -36,6 +39,7 @@ class TaskSpec:
     label: str = "label.txt"
     metrics: list[str] = field(default_factory=list)
     primary_metric: str = ""
+    ranking_metrics: list[str] = field(default_factory=list)
     optional: list[str] = field(default_factory=list)
     nsd_tolerance_mm: float = 2.0
     unit: str = ""
@@ -60,12 +64,22 @@ class TaskSpec:
             raise ConfigError(f"{where}: label {self.label!r} must be one of {LABEL_SOURCES}")
         if (self.type == "segmentation") != (self.label == "seg.nii.gz"):
             raise ConfigError(f"{where}: a {self.type} task cannot read labels from {self.label}")
-        from ..evaluation.metrics import canonical_name
+        self._check_metrics(where)
 
-        self.metrics = [canonical_name(m) for m in self.metrics]
+    def _check_metrics(self, where: str) -> None:
+        from ..evaluation.scoring import check_metric
+
+        def fit(names: list[str]) -> list[str]:
+            try:
+                return [check_metric(self.type, m) for m in names]
+            except ConfigError as e:
+                raise ConfigError(f"{where}: {e}") from None
+
+        self.metrics = fit(self.metrics)
         if not self.metrics:
             raise ConfigError(f"{where}: list at least one metric")
-        self.primary_metric = canonical_name(self.primary_metric or self.metrics[0])
+        self.primary_metric = fit([self.primary_metric or self.metrics[0]])[0]
+        self.ranking_metrics = fit(self.ranking_metrics or [self.primary_metric])
 
     @property
     def channels(self) -> list[str]:

@@ -1,0 +1,95 @@
+"""Keep the best checkpoint of a fine-tuning run on validation data, then calibrate it.
+
+Validation (`validate.py`) only scores; this module decides what is written: the best model and
+card so far, `val_metrics.json` (which also lets a killed run resume its choice), and, for
+regression, the conformal interval scale applied to the kept model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..engine import Trainer
+from ..evaluation.metrics import higher_is_better
+from ..io.atomic import atomic_write_text
+from ..models.card import ModelCard
+from ..models.checkpoint import save_model
+from .model_io import load_task_model
+from .spec import TaskSpec
+from .validate import conformal_calibration, validate
+
+STATE = "val_metrics.json"
+
+
+@dataclass
+class Selection:
+    """What picking the best checkpoint needs: the task, its validation cases and their shape."""
+
+    spec: TaskSpec
+    store: object
+    val_keys: list[str]
+    size: tuple
+    overlap: float
+    seed_dir: Path
+    card: ModelCard
+
+    def best(self) -> dict | None:
+        path = self.seed_dir / STATE
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def checkpoint_hook(self, log, seed: int):
+        """A Trainer `on_checkpoint`: validate, and keep the model if it beats the best so far
+        (primary metric, then the validation loss)."""
+        best = self.best()
+        sign = 1.0 if higher_is_better(self.spec.primary_metric) else -1.0
+
+        def on_checkpoint(m, step: int, ema) -> None:
+            nonlocal best
+            vals = validate(m, self.spec, self.store, self.val_keys, self.size, self.overlap)
+            m.train()
+            score = vals.get(self.spec.primary_metric)
+            key = (sign * score if score is not None else float("-inf"), -vals["loss"])
+            if best is None or key > tuple(best["key"]):
+                best = {"step": step, "key": list(key), "metrics": vals}
+                self.card.extra.update(step=step, val_metrics=vals)
+                save_model(self.seed_dir, m, self.card)
+                atomic_write_text(self.seed_dir / STATE, json.dumps(best, indent=2))
+            log(f"seed {seed} step {step}: val {vals} (best at step {best['step']})")
+
+        return on_checkpoint
+
+
+def train_and_select(sel: Selection, model, dataset, cfg, groups, probe, seed: int, log) -> dict:
+    """Train (resuming), validating at every checkpoint; the probe alone competes too.
+    Returns the best checkpoint's validation metrics."""
+    hook = sel.checkpoint_hook(log, seed)
+    if sel.best() is None and probe is not None:
+        hook(model, 0, None)
+    if cfg.train.steps > 0:
+        trainer = Trainer(
+            model, dataset, cfg.train, cfg.optim, sel.seed_dir,
+            on_checkpoint=hook, param_groups=groups,
+        )  # fmt: skip
+        trainer.fit(resume=True)
+    best = sel.best()
+    return best["metrics"] if best else {}
+
+
+def calibrate(sel: Selection, log, seed: int) -> dict:
+    """Measure the kept regression model's 95% interval scale on the validation cases and write
+    it into the model, its card and `val_metrics.json`."""
+    model, card, spec = load_task_model(sel.seed_dir)
+    cal = conformal_calibration(model, spec, sel.store, sel.val_keys, sel.size)
+    with torch.no_grad():
+        model.interval_scale.fill_(cal["scale"])
+    card.extra["calibration"] = cal
+    save_model(sel.seed_dir, model, card)
+    state = sel.best() or {}
+    state["calibration"] = cal
+    atomic_write_text(sel.seed_dir / STATE, json.dumps(state, indent=2))
+    log(f"seed {seed}: 95% interval scale {cal['scale']:.3f} from {cal['n']} held-out cases")
+    return cal
