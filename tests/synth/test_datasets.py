@@ -9,6 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from brainfoundry.errors import ConfigError
 from brainfoundry.io.layouts import discover
 from brainfoundry.synth import SynthConfig, generate
 from brainfoundry.synth.writers import pool_pids, pool_running, shutdown_pool
@@ -184,3 +185,24 @@ def test_pool_workers_exit_when_their_parent_is_killed(tmp_path):
     while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not any(alive(p) for p in pids)
+
+
+def test_shift_parts_leave_the_other_parts_at_the_source_domain(tmp_path):
+    """An ablation set shifted in pose only keeps research acquisition (no thick slices) and
+    full coverage; the default shift moves both."""
+    full, _ = _make(tmp_path / "full", "brainage", n=1, n_test=3, seed=6, qc=False)
+    pose, _ = _make(
+        tmp_path / "pose", "brainage", n=1, n_test=3, seed=6, qc=False, shift_parts=("pose",)
+    )
+
+    def cases(out: Path) -> list[dict]:
+        return json.loads((out / "test" / "dataset.json").read_text())["cases"]
+
+    def thick(rec: dict) -> bool:
+        return any(a["slice_mm"] > a["inplane_mm"] for a in rec["acquisition"].values())
+
+    assert any(thick(r) for r in cases(full))
+    assert not any(thick(r) for r in cases(pose))
+    assert json.loads((pose / "dataset.json").read_text())["config"]["shift_parts"] == ["pose"]
+    with pytest.raises(ConfigError, match="--shift-parts \\['noise'\\] unknown"):
+        SynthConfig(kind="brainage", shift_parts=("noise",)).validate()

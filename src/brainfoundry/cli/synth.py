@@ -53,8 +53,9 @@ def _run(
     workers: int,
     qc: bool,
     force: bool,
+    shift_parts: str | None = None,
 ) -> None:
-    from ..synth.config import SynthConfig, parse_resolution
+    from ..synth.config import SHIFT_PARTS, SynthConfig, parse_resolution
     from ..synth.writers import generate
 
     cfg = SynthConfig(
@@ -64,6 +65,9 @@ def _run(
         resolution=parse_resolution(resolution),
         seed=seed,
         shift=shift,
+        shift_parts=tuple(
+            p.strip() for p in (shift_parts or ",".join(SHIFT_PARTS)).split(",") if p.strip()
+        ),
         difficulty=difficulty,
         workers=workers,
         qc=qc,
@@ -117,13 +121,22 @@ def task(
         "0 = same domain as fine-tuning, 1 = full (thick slices, lower "
         "SNR, vendor contrast, bias, ghosting, partial coverage).",
     ),
+    shift_parts: str = typer.Option(
+        None,
+        "--shift-parts",
+        help="Shift only these parts, comma-separated, for robustness ablations: pose, "
+        "contrast, coverage, acquisition (default: all).",
+    ),
     difficulty: float = _DIFF,
     workers: int = _WORKERS,
     qc: bool = _QC,
     force: bool = _FORCE,
 ) -> None:
     """A FOMO25-style task: OUTPUT/{finetune,test}/{preprocessed,labels}/sub_N/ses_1/…"""
-    _run(name.value, output, n, n_test, resolution, seed, shift, difficulty, workers, qc, force)
+    _run(
+        name.value, output, n, n_test, resolution, seed, shift, difficulty, workers, qc, force,
+        shift_parts,
+    )  # fmt: skip
 
 
 app.add_typer(synth_app, name="synth")

@@ -15,6 +15,7 @@ from ..io.modalities import canonical_modality
 from .ageing import Ageing, age_contrast, draw_ageing, enlarge_ventricles, thin_cortex
 from .anatomy import Anatomy
 from .artefacts import Acquisition, acquire, coverage, draw_acquisition
+from .config import SHIFT_PARTS
 from .contrast import Contrast, Lesion, draw_contrast, synthesize
 from .deform import random_pose, random_shape, subject_coords, upsample_coords
 from .fields import sample_where, smooth_noise
@@ -35,6 +36,11 @@ class SessionSpec:
     meningioma: bool = False
     distractors: bool = True  # extra WMH, DWI artefacts and microbleeds, label-independent
     variation: float = 1.0  # research-side spread between sites
+    shift_parts: tuple[str, ...] = SHIFT_PARTS  # the parts `shift` moves (config.SHIFT_PARTS)
+
+    def shift_of(self, part: str) -> float:
+        """The shift strength one part of the generator sees (0 for parts left unshifted)."""
+        return self.shift if part in self.shift_parts else 0.0
 
 
 @dataclass
@@ -78,7 +84,7 @@ def make_session(spec: SessionSpec, anat: Anatomy, keep_tissues: bool = False) -
     shape = random_shape(srng)
     ageing = draw_ageing(srng, spec.age, spec.difficulty)
     rng = np.random.default_rng(spec.session_seed)
-    pose = random_pose(rng, 4.0 + 8.0 * spec.shift, 4.0 + 6.0 * spec.shift)
+    pose = random_pose(rng, 4.0 + 8.0 * spec.shift_of("pose"), 4.0 + 6.0 * spec.shift_of("pose"))
     grid = tuple(anat.shape)
     # the smooth part of the warp is computed on a 2-voxel lattice and upsampled
     coarse = subject_coords(anat, shape, pose)
@@ -101,9 +107,9 @@ def make_session(spec: SessionSpec, anat: Anatomy, keep_tissues: bool = False) -
     extra, meta["distractors"] = _distractors(rng, spec, anat, coords, tissues, ageing)
     lesions += extra
 
-    contrast = draw_contrast(rng, spec.shift, spec.vendor)
+    contrast = draw_contrast(rng, spec.shift_of("contrast"), spec.vendor)
     contrast.means = age_contrast(contrast.means, ageing)
-    z_lo, z_hi = coverage(rng, grid[2], anat.res, spec.shift, _z_range(labelled))
+    z_lo, z_hi = coverage(rng, grid[2], anat.res, spec.shift_of("coverage"), _z_range(labelled))
     keep = brain.clone()
     keep[..., :z_lo] = False
     keep[..., z_hi:] = False
@@ -212,7 +218,9 @@ def _acquire_sequences(
         clean = synthesize(seq, t_box, contrast, l_box, texture)
         group = "dwi" if stem in ("dwi_b1000", "adc") else stem
         if group not in acquired:
-            acquired[group] = draw_acquisition(rng, seq, anat.res, spec.shift, spec.variation)
+            acquired[group] = draw_acquisition(
+                rng, seq, anat.res, spec.shift_of("acquisition"), spec.variation
+            )
         acq = acquired[group]
         ref = _ref_signal(seq, contrast.means, contrast.b_value)
         img = acquire(clean, acq, anat.res, ref, rng, keep_box, is_map=seq == "adc")

@@ -98,6 +98,7 @@ def _plan_task(
             age=float(ages[i]),
             sequences=_one_of(rng, cfg.kind),
             shift=shift,
+            shift_parts=tuple(cfg.shift_parts),
             vendor=str(rng.choice(vendors)) if shift > 0 else None,
             difficulty=cfg.difficulty,
             infarcts=infarcts,

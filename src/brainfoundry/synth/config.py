@@ -9,6 +9,9 @@ from ..errors import ConfigError
 KINDS = ("pretrain", "infarct", "meningioma", "brainage")
 RESOLUTION_PRESETS = {"realistic": 1.0, "cpu": 2.0, "fast": 3.0, "tiny": 5.0}
 GENERATOR_VERSION = "1.0"
+# what the clinical shift moves: head pose, vendor tissue contrast, partial z coverage, and the
+# acquisition (lower SNR, stronger bias field, thick slices, motion ghosts)
+SHIFT_PARTS = ("pose", "contrast", "coverage", "acquisition")
 
 
 @dataclass
@@ -19,6 +22,7 @@ class SynthConfig:
     resolution: float = 2.0  # isotropic output spacing, mm (1 realistic, 2-3 for CPU work)
     seed: int = 0
     shift: float = 1.0  # clinical shift strength of the test split, 0 (none) .. 1 (full)
+    shift_parts: tuple[str, ...] = SHIFT_PARTS  # which parts the shift moves (ablations)
     difficulty: float = 0.5  # 0 easy .. 1 hard: lesion size/contrast, distractors, age noise
     workers: int = 1
     qc: bool = True
@@ -52,6 +56,9 @@ class SynthConfig:
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ConfigError(f"--{name} must lie in [0, 1] (got {v})")
+        unknown = sorted(set(self.shift_parts) - set(SHIFT_PARTS))
+        if unknown:
+            raise ConfigError(f"--shift-parts {unknown} unknown; choose from {list(SHIFT_PARTS)}")
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1 (got {self.workers})")
         if not 18.0 <= self.min_age < self.max_age <= 100.0:
