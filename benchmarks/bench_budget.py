@@ -22,12 +22,19 @@ from benchmarks.common import estimate_ci, reproduce_command, table, write_resul
 
 RESULT = Path("benchmarks/results/budget.md")
 STEPS = (150, 300, 600, 1200)
-PRIMARY = {"infarct": "auroc", "meningioma": "dice", "brainage": "mae"}
+TASKS = ("infarct", "meningioma", "brainage")
+
+
+def _primary() -> dict[str, str]:
+    """Each task's primary metric, from its spec."""
+    from brainfoundry.tasks import get_task
+
+    return {t: get_task(t).primary_metric for t in TASKS}
 
 
 def _cells(out: Path, objective: str) -> dict[str, dict]:
     rows = {}
-    for task, metric in PRIMARY.items():
+    for task, metric in _primary().items():
         done = next((out / "cells" / task).glob(f"*/{objective}/shots_16/seed_0/done.json"))
         rows[task] = json.loads(done.read_text())["metrics"][metric]
     return rows
@@ -45,7 +52,7 @@ def run(steps: tuple[int, ...], work: Path, log=print) -> list[list]:
             out.mkdir(parents=True)
             for part in ("data", "store"):
                 shutil.copytree(first / part, out / part)
-            for task in PRIMARY:
+            for task in TASKS:
                 for src in (first / "cells" / task).glob("*/scratch"):
                     dst = out / src.relative_to(first)
                     shutil.copytree(src, dst)
@@ -56,10 +63,10 @@ def run(steps: tuple[int, ...], work: Path, log=print) -> list[list]:
         done = json.loads(next((out / "pretrain").glob("*/mae/done.json")).read_text())
         batch = 4  # the cpu-small pretraining preset's batch
         m = _cells(out, "mae")
-        rows.append([n, n * batch, round(done["seconds"]), *(estimate_ci(m[t]) for t in PRIMARY)])
+        rows.append([n, n * batch, round(done["seconds"]), *(estimate_ci(m[t]) for t in TASKS)])
         log(f"[budget] {n} steps: {rows[-1]} ({time.perf_counter() - t0:.0f} s)")
     scratch = _cells(first, "scratch") if first else {}
-    rows.insert(0, [0, 0, 0, *(estimate_ci(scratch[t]) for t in PRIMARY)])
+    rows.insert(0, [0, 0, 0, *(estimate_ci(scratch[t]) for t in TASKS)])
     return rows
 
 

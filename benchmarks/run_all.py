@@ -48,6 +48,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], str, str]] = {
     "clip": ("bench_clip", [], "intensity clipping vs none: few-shot infarct AUROC", "—"),
     "budget": ("bench_budget", [], "MAE pretraining steps vs few-shot quality (demo)", "scratch"),
     "ceiling": ("bench_ceiling", [], "8x-supervised and hand-made references (demo)", "—"),
+    "shift": ("bench_shift", [], "one part of the clinical shift at a time (demo)", "no shift"),
 }
 STDOUT_ONLY = {"backbones"}  # prints its table; the file gets a header written here
 
