@@ -20,6 +20,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import cast
 
 from ..config import save_config, to_dict
 from ..errors import ConfigError
@@ -95,7 +96,8 @@ def make_data(
             for split in ("finetune", "test"):
                 if not (p / split).is_dir():
                     raise ConfigError(f"data.tasks.{t}: {p / split} does not exist")
-        return (Path(suite.data.pretrain) if needs_pretrain else None), tasks
+        # Suite validation requires data.pretrain when an objective needs it
+        return (Path(cast(str, suite.data.pretrain)) if needs_pretrain else None), tasks
     t0 = time.perf_counter()
     pre = None
     if needs_pretrain:
@@ -120,7 +122,7 @@ def prepare_pretrain(suite: Suite, raw: Path, out: Path, log=print, progress=Fal
     store = out / "store/pretrain"
     t0 = time.perf_counter()
     pre = PreprocessConfig(
-        spacing=tuple(float(v) for v in suite.data.spacing),
+        spacing=cast(tuple[float, float, float], tuple(float(v) for v in suite.data.spacing)),
         normalization=suite.data.normalization,  # type: ignore[arg-type]
     )
     with _quiet(progress):

@@ -35,7 +35,7 @@ def _items(store: Store, modalities: Sequence[str] | None) -> list[Item]:
         return [Item(r.scan_id, [r.scan_id], label_value(r.label)) for r in m.itertuples()]
     items = []
     for gid, g in m.groupby("group", sort=True):
-        by_mod = {}
+        by_mod: dict[str, str] = {}
         for r in g.itertuples():
             by_mod.setdefault(r.modality, r.scan_id)
         scans = resolve_channels(modalities, by_mod)

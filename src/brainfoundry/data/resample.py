@@ -97,6 +97,7 @@ def resample(
     `clamp` keeps cubic overshoot inside the input's value range.
     """
     if shape is None:
+        assert new_spacing is not None, "resample needs new_spacing or shape"
         shape = target_shape(data.shape, spacing, new_spacing)
     out_shape = tuple(int(s) for s in shape)
     if out_shape == tuple(data.shape):

@@ -39,6 +39,7 @@ class RunLogger:
         new = self.fields is None
         if new:
             self.fields = list(row)
+        assert self.fields is not None  # set above on the first row
         with open(self.path, "a", newline="") as fh:
             w = csv.DictWriter(fh, self.fields, extrasaction="ignore")
             if new:

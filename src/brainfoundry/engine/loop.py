@@ -13,10 +13,12 @@ import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
 from .. import distributed as dist
@@ -199,7 +201,7 @@ class Trainer:
         gradients only on a step's last micro-batch. Returns the model's logs."""
         accum = self.optim_cfg.accum_steps
         sync = micro == accum - 1 or self.world == 1
-        ctx = contextlib.nullcontext() if sync else self.ddp.no_sync()
+        ctx = contextlib.nullcontext() if sync else cast(DDP, self.ddp).no_sync()  # world > 1
         with ctx:
             with torch.autocast(
                 self.device.type,

@@ -128,7 +128,7 @@ def bootstrap_ci(
 
     `batched=None` reads `metric_fn.batched`; pass True for your own last-axis function.
     """
-    arrays = _check(arrays)
+    arrays = tuple(_check(arrays))
     vec = getattr(metric_fn, "batched", False) if batched is None else batched
     estimate = float(metric_fn(*arrays))
     idx = resample_indices(len(arrays[0]), n, seed, strata)

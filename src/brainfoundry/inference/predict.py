@@ -33,6 +33,8 @@ from .core import case_outputs, input_size, lesion_mask, segment, stack_channels
 
 if TYPE_CHECKING:
     from ..data.preprocess import Geometry
+    from ..models.card import ModelCard
+    from ..tasks.spec import TaskSpec
 
 FOMO_FLAGS = ("flair", "adc", "dwi_b1000", "t2s", "swi", "t1", "t2")
 
@@ -40,8 +42,8 @@ FOMO_FLAGS = ("flair", "adc", "dwi_b1000", "t2s", "swi", "t1", "t2")
 @dataclass
 class Member:
     model: torch.nn.Module
-    card: object
-    spec: object
+    card: ModelCard
+    spec: TaskSpec
     path: Path
 
 

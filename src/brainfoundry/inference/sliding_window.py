@@ -186,6 +186,7 @@ def mirrored(predict: Callable[[torch.Tensor], torch.Tensor]):
             y = predict(x).float()
             y = torch.flip(y, dims) if dims else y
             acc = y if acc is None else acc + y
+        assert acc is not None  # FLIPS is not empty
         return acc / len(FLIPS)
 
     return run

@@ -19,7 +19,7 @@ from ..registry import Registry
 from .modalities import canonical_modality
 from .volume import is_nifti
 
-LAYOUTS: Registry[Callable[[Path], list[ScanEntry]]] = Registry("layout")
+LAYOUTS: Registry[list[ScanEntry]] = Registry("layout")
 
 
 @dataclass

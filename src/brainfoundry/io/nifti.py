@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import nibabel as nib
 import numpy as np
@@ -11,12 +12,15 @@ from ..errors import InputError
 from .atomic import atomic_path
 from .volume import Volume
 
+if TYPE_CHECKING:
+    from nibabel.spatialimages import SpatialImage
+
 
 def read_nifti(path: str | Path) -> Volume:
     """Read a NIfTI file as float32 with its best affine (sform, else qform)."""
     p = Path(path)
     try:
-        img = nib.load(str(p))
+        img = cast("SpatialImage", nib.load(str(p)))  # NIfTI: nib.load is typed as any image
         data = np.asarray(img.dataobj, dtype=np.float32)
     except Exception as e:  # nibabel/gzip/zlib raise many types for corrupt files
         raise InputError(p, f"cannot read NIfTI ({type(e).__name__}: {str(e)[:120]})") from None
@@ -27,7 +31,7 @@ def read_nifti_header(path: str | Path) -> tuple[tuple[int, ...], np.ndarray]:
     """Shape and affine without reading the voxels."""
     p = Path(path)
     try:
-        img = nib.load(str(p))
+        img = cast("SpatialImage", nib.load(str(p)))
     except Exception as e:
         raise InputError(p, f"cannot read NIfTI header ({type(e).__name__})") from None
     return tuple(int(s) for s in img.shape), np.asarray(img.affine, dtype=np.float64)

@@ -17,16 +17,19 @@ each is encoded as in pretraining. `encode` returns the mean over sequences at e
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from .backbones import Backbone
 
 
 class Channelwise(nn.Module):
     """A multi-sequence view of a one-channel backbone (`shared`); same interface."""
 
-    def __init__(self, shared: nn.Module, n_channels: int):
+    def __init__(self, shared: Backbone, n_channels: int):
         super().__init__()
         if shared.in_channels != 1:
             raise ValueError(f"Channelwise needs a one-channel backbone, got {shared.in_channels}")

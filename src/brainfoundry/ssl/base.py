@@ -8,10 +8,15 @@ loss never depends on batch composition, worker count or number of ranks.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from ..registry import Registry
+
+if TYPE_CHECKING:
+    from ..models.backbones import Backbone
 
 OBJECTIVES: Registry[Objective] = Registry("objective")
 
@@ -34,7 +39,7 @@ class Objective(nn.Module):
     #: backbone families this objective supports
     families: tuple[str, ...] = ("cnn", "transformer")
 
-    def __init__(self, backbone: nn.Module):
+    def __init__(self, backbone: Backbone):
         super().__init__()
         self.backbone = backbone
         fam = family(backbone)

@@ -7,11 +7,16 @@ ranks). Needs `views` [B, 2, C, D, H, W] in the batch (the dataset's `n_views=2`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from .base import OBJECTIVES, Objective
 from .losses import info_nce
+
+if TYPE_CHECKING:
+    from ..models.backbones import Backbone
 
 
 def projection_head(dim: int, hidden: int, out: int) -> nn.Sequential:
@@ -20,7 +25,7 @@ def projection_head(dim: int, hidden: int, out: int) -> nn.Sequential:
     )
 
 
-def pooled(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def pooled(backbone: Backbone, x: torch.Tensor) -> torch.Tensor:
     """Global average of the deepest feature map (CNN) or token sequence (transformer)."""
     f = backbone.encode(x)[-1]
     return f.flatten(2).mean(-1) if f.dim() > 2 else f
@@ -29,7 +34,7 @@ def pooled(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
 @OBJECTIVES.register("contrastive")
 class Contrastive(Objective):
     def __init__(
-        self, backbone: nn.Module, proj_dim: int = 128, hidden: int = 512, temperature: float = 0.1
+        self, backbone: Backbone, proj_dim: int = 128, hidden: int = 512, temperature: float = 0.1
     ):
         super().__init__(backbone)
         self.head = projection_head(backbone.embed_dim, hidden, proj_dim)

@@ -10,14 +10,18 @@ channels with a `present` mask (dataset `modalities=[...]`); the backbone takes 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-from torch import nn
 
 from .base import OBJECTIVES, family, sample_generators
 from .hybrid import RecConMix
 from .losses import info_nce
 from .mae import masked_reconstruction
 from .masking import block_mask
+
+if TYPE_CHECKING:
+    from ..models.backbones import Backbone
 
 
 def pick_pairs(present: torch.Tensor, gens: list[torch.Generator]) -> tuple[list[int], list[int]]:
@@ -37,7 +41,7 @@ def pick_pairs(present: torch.Tensor, gens: list[torch.Generator]) -> tuple[list
 class CrossModal(RecConMix):
     def __init__(
         self,
-        backbone: nn.Module,
+        backbone: Backbone,
         w_rec: float = 1.0,
         w_con: float = 0.1,
         mask_ratio: float = 0.6,

@@ -6,12 +6,16 @@ classification; `w_rec` / `w_con` make that claim testable on one backbone.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-from torch import nn
 
 from .base import OBJECTIVES, sample_generators
 from .contrastive import Contrastive
 from .mae import masked_reconstruction
+
+if TYPE_CHECKING:
+    from ..models.backbones import Backbone
 
 
 class RecConMix(Contrastive):
@@ -23,7 +27,7 @@ class RecConMix(Contrastive):
 
     def __init__(
         self,
-        backbone: nn.Module,
+        backbone: Backbone,
         *,
         w_rec: float,
         w_con: float,
@@ -55,7 +59,7 @@ class RecConMix(Contrastive):
 class Hybrid(RecConMix):
     def __init__(
         self,
-        backbone: nn.Module,
+        backbone: Backbone,
         w_rec: float = 1.0,
         w_con: float = 0.1,
         mask_ratio: float = 0.75,

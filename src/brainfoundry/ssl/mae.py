@@ -9,17 +9,22 @@ visible ones) and a decoder fills them with a mask token.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import torch
-from torch import nn
 
 from .base import OBJECTIVES, Objective, family, sample_generators
 from .corruption import corrupt as corrupt_fn
 from .losses import masked_mse
 from .masking import block_mask, token_keep, tokens_to_voxels
 
+if TYPE_CHECKING:
+    from ..models.backbones import Backbone
+    from ..models.backbones.primus import Primus
+
 
 def masked_reconstruction(
-    backbone: nn.Module,
+    backbone: Backbone,
     x: torch.Tensor,
     target: torch.Tensor,
     gens: list[torch.Generator],
@@ -28,10 +33,10 @@ def masked_reconstruction(
     corrupt: bool = False,
 ) -> torch.Tensor:
     """Mask `x` per sample, reconstruct `target` (same channels); MSE on masked voxels."""
-    spatial = tuple(x.shape[2:])
+    spatial = cast(tuple[int, int, int], tuple(x.shape[2:]))
     inp = corrupt_fn(x, gens) if corrupt else x
     if family(backbone) == "transformer":
-        p = backbone.patch_size
+        p = cast("Primus", backbone).patch_size  # the transformer family
         patch = (p, p, p) if isinstance(p, int) else tuple(p)
         grid = tuple(s // p for s, p in zip(spatial, patch))
         n = grid[0] * grid[1] * grid[2]
@@ -50,7 +55,7 @@ class MAE(Objective):
 
     def __init__(
         self,
-        backbone: nn.Module,
+        backbone: Backbone,
         mask_ratio: float = 0.75,
         block_size: int = 16,
         corrupt: bool = False,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 
@@ -55,7 +55,9 @@ def build_dataset(cfg: PretrainConfig, store, n_views: int):
     from ..transforms import augment_preset, build_augmentation
 
     aug = augment_preset(cfg.data.augment)
-    aug.spatial = dataclasses.replace(aug.spatial, patch_size=tuple(cfg.data.patch_size))
+    aug.spatial = dataclasses.replace(
+        aug.spatial, patch_size=cast(tuple[int, int, int], tuple(cfg.data.patch_size))
+    )
     modalities = cfg.data.modalities
     if cfg.objective.method == "cross-modal" and modalities is None:
         modalities = sorted(store.manifest["modality"].unique())
@@ -134,7 +136,7 @@ def objective_kwargs(oc: ObjectiveConfig) -> dict:
     from . import OBJECTIVES
 
     params = inspect.signature(OBJECTIVES.get(oc.method)).parameters
-    kw = {}
+    kw: dict[str, Any] = {}
     if "block_size" in params:
         kw["block_size"] = oc.block_size
     if "mask_ratio" in params and oc.mask_ratio is not None:

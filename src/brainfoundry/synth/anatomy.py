@@ -9,12 +9,16 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError
 from .fields import as_tensor, blur, identity_coords, sample
+
+if TYPE_CHECKING:
+    from nibabel.spatialimages import SpatialImage
 
 TISSUES = ("wm", "cgm", "dgm", "csf", "vent")
 MARGIN_MM = 12.0
@@ -59,11 +63,12 @@ def load_mni152() -> tuple[dict[str, np.ndarray], np.ndarray]:
             raise ConfigError(
                 f"{path}: MNI152 template missing from the nilearn install; reinstall nilearn"
             )
-        img = nib.load(str(path))
+        img = cast("SpatialImage", nib.load(str(path)))
         arr = np.asarray(img.dataobj, dtype=np.float32)
         data[name] = arr / arr.max()
         affine = np.asarray(img.affine, dtype=np.float64)
     data["mask"] = (data["t1"] > 0.2).astype(np.float32)
+    assert affine is not None  # _MNI_FILES is not empty
     return data, affine
 
 

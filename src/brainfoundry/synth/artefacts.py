@@ -5,6 +5,7 @@ the research one pushed by a `shift` strength in [0, 1]."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -133,7 +134,7 @@ def acquire(
         s = np.sqrt(acq.inplane_mm**2 - res**2) / 2.355 / res
         img = blur(img, (s, s, 0.0))
     if not is_map:
-        img = img * bias_field(rng, tuple(img.shape), res, acq.bias)
+        img = img * bias_field(rng, cast(tuple[int, int, int], tuple(img.shape)), res, acq.bias)
     img = ghosting(img, acq.ghost, acq.ghost_axis)
     sigma = ref / acq.snr
     if acq.slice_mm > res * 1.2:

@@ -7,6 +7,7 @@ process can make any case and the result does not depend on the worker count."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import torch
@@ -85,7 +86,7 @@ def make_session(spec: SessionSpec, anat: Anatomy, keep_tissues: bool = False) -
     ageing = draw_ageing(srng, spec.age, spec.difficulty)
     rng = np.random.default_rng(spec.session_seed)
     pose = random_pose(rng, 4.0 + 8.0 * spec.shift_of("pose"), 4.0 + 6.0 * spec.shift_of("pose"))
-    grid = tuple(anat.shape)
+    grid = cast(tuple[int, int, int], tuple(anat.shape))
     # the smooth part of the warp is computed on a 2-voxel lattice and upsampled
     coarse = subject_coords(anat, shape, pose)
     pre = enlarge_ventricles(anat, upsample_coords(coarse, grid), ageing.ventricle_mm)
@@ -209,7 +210,9 @@ def _acquire_sequences(
     box = _bbox(brain, pad=2)
     t_box, keep_box = tissues[(slice(None), *box)], keep[box]
     l_box = [Lesion(les.name, les.fraction[box], les.ratios, les.meta) for les in lesions]
-    texture = 0.03 * smooth_noise(rng, tuple(keep_box.shape), anat.res, 5.0)
+    texture = 0.03 * smooth_noise(
+        rng, cast(tuple[int, int, int], tuple(keep_box.shape)), anat.res, 5.0
+    )
     images: dict[str, np.ndarray] = {}
     params: dict[str, dict] = {}
     acquired: dict[str, Acquisition] = {}  # ADC is computed from the DWI series: same acquisition

@@ -114,7 +114,7 @@ def _plan_pretrain(cfg: SynthConfig) -> list[Job]:
     """FOMO60K-like corpus: ~1.2 sessions per subject, a random subset of sequences per session,
     occasional repeats (`t1_2`), some (unlabelled) pathology, moderate scanner variation."""
     rng = _split_rng(cfg, 0)
-    jobs = []
+    jobs: list[Job] = []
     vendors = list(VENDORS)
     for i in range(cfg.n):
         n_ses = 1 + int(rng.uniform() < 0.2) + int(rng.uniform() < 0.05)

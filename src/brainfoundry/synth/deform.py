@@ -5,6 +5,7 @@ Everything maps output voxels to template voxel coordinates, ready for `fields.s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -46,7 +47,7 @@ def _integrate(velocity: np.ndarray, steps: int = 5) -> torch.Tensor:
     n = torch.tensor(v.shape[1:], dtype=torch.float32)
     span = torch.as_tensor(BRAIN_HI - BRAIN_LO + 2 * MARGIN_MM, dtype=torch.float32)
     cell = span / (n - 1)
-    base = identity_coords(tuple(int(s) for s in v.shape[1:]))
+    base = identity_coords(cast(tuple[int, int, int], tuple(int(s) for s in v.shape[1:])))
     for _ in range(steps):
         # u(x) <- u(x) + u(x + u(x)); displacement in mm, sampled on the coarse grid in cells
         v = v + sample(v, base + v.permute(1, 2, 3, 0) / cell)

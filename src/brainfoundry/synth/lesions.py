@@ -7,6 +7,8 @@ difficulty knob (harder = fainter lesions)."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -194,7 +196,9 @@ def _place_infarct(
 ) -> tuple[np.ndarray, float, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Try up to 12 centres, growing the radius 1.3x after each miss, until the infarct holds a
     voxel (one may fall on too little tissue): (centre, radius mm, distance, fraction, mask)."""
-    noise = smooth_noise(rng, tuple(coords.shape[:3]), anat.res, max(6.0, r_mm))
+    noise = smooth_noise(
+        rng, cast(tuple[int, int, int], tuple(coords.shape[:3])), anat.res, max(6.0, r_mm)
+    )
     for _ in range(12):
         centre = pick_voxel(rng, where)
         dist, frac = _infarct_shape(rng, anat, coords, tissue, noise, centre, territory, r_mm)

@@ -7,6 +7,7 @@ cleft, peritumoral oedema in the white matter, or calcifications."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -137,7 +138,7 @@ def surroundings(
         tissues[:3] = tissues[:3] * (1.0 - share)
         tissues[3] = tissues[3] + moved
         meta["csf_cleft"] = True
-    shape = tuple(coords.shape[:3])
+    shape = cast(tuple[int, int, int], tuple(coords.shape[:3]))
     if rng.uniform() < 0.35 + 0.1 * (1.0 - difficulty):
         reach = rng.uniform(5.0, 25.0) / anat.res
         noise = smooth_noise(rng, shape, anat.res, 8.0)

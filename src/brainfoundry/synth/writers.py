@@ -59,6 +59,7 @@ def run_job(job: Job, out: str, kind: str, res: float) -> dict:
         if kind == "meningioma":
             write_nifti(lab_dir / "seg.nii.gz", s.lesion, anat.affine)
         else:
+            assert job.label is not None  # labelled kinds always carry a label
             text = f"{int(job.label)}" if kind == "infarct" else f"{job.label:.1f}"
             atomic_write_text(lab_dir / "label.txt", text + "\n")
             if kind == "infarct":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,10 @@ def preprocess_config(spacing, normalization: dict | None) -> PreprocessConfig:
             f"the model's normalisation {scheme!r} ({norm.get('nnssl_schemes') or norm}) is not "
             "one brainfoundry reproduces (quantile, zscore, none)"
         )
-    cfg = PreprocessConfig(spacing=tuple(float(s) for s in spacing), normalization=scheme)
+    cfg = PreprocessConfig(
+        spacing=cast(tuple[float, float, float], tuple(float(s) for s in spacing)),
+        normalization=scheme,
+    )
     if "clip_percentiles" in norm:
         clip = norm["clip_percentiles"]
         cfg.clip_percentiles = tuple(clip) if clip is not None else None

@@ -14,11 +14,17 @@ Trainer and `predict(image, present) -> outputs` for validation and evaluation.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..registry import Registry
+
+if TYPE_CHECKING:
+    from ..models.backbones import Backbone
+    from ..models.channelwise import Channelwise
 
 HEADS: Registry[nn.Module] = Registry("head")
 LOGVAR_RANGE = (-9.0, 9.0)
@@ -42,7 +48,7 @@ def soft_dice_loss(probs: torch.Tensor, onehot: torch.Tensor, smooth: float = 1e
 class _Pooled(nn.Module):
     """Backbone + global mean and max pool of every encoder stage + linear head."""
 
-    def __init__(self, backbone: nn.Module, n_out: int):
+    def __init__(self, backbone: Backbone | Channelwise, n_out: int):
         super().__init__()
         self.backbone = backbone
         per = 2 * sum(backbone.feature_channels or [backbone.embed_dim])
@@ -56,7 +62,7 @@ class _Pooled(nn.Module):
     def features(self, image: torch.Tensor, present: torch.Tensor | None) -> torch.Tensor:
         parts = []
         if self.channelwise:
-            for f in self.backbone.encode_channels(image):  # [B, C, F, *S]
+            for f in cast("Channelwise", self.backbone).encode_channels(image):  # [B, C, F, *S]
                 flat = f.flatten(3)
                 parts += [flat.mean(dim=3).flatten(1), flat.amax(dim=3).flatten(1)]
         else:
@@ -74,7 +80,7 @@ class _Pooled(nn.Module):
 
 @HEADS.register("classification")
 class ClassificationModel(_Pooled):
-    def __init__(self, backbone: nn.Module, **_: object):
+    def __init__(self, backbone: Backbone | Channelwise, **_: object):
         super().__init__(backbone, 1)
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
@@ -95,7 +101,13 @@ class RegressionModel(_Pooled):
     """Targets are standardised with the training labels' mean/sd (buffers saved with the
     weights); `interval_scale` multiplies σ to give the calibrated 95% interval."""
 
-    def __init__(self, backbone: nn.Module, y_mean: float = 0.0, y_std: float = 1.0, **_: object):
+    y_mean: torch.Tensor  # buffers, registered in __init__
+    y_std: torch.Tensor
+    interval_scale: torch.Tensor
+
+    def __init__(
+        self, backbone: Backbone | Channelwise, y_mean: float = 0.0, y_std: float = 1.0, **_: object
+    ):
         super().__init__(backbone, 2)
         self.register_buffer("y_mean", torch.tensor(float(y_mean)))
         self.register_buffer("y_std", torch.tensor(max(float(y_std), 1e-6)))
@@ -124,7 +136,7 @@ class RegressionModel(_Pooled):
 class SegmentationModel(nn.Module):
     """Encoder + decoder; the backbone is built with 2 output channels (background, lesion)."""
 
-    def __init__(self, backbone: nn.Module, dice_weight: float = 1.0, **_: object):
+    def __init__(self, backbone: Backbone | Channelwise, dice_weight: float = 1.0, **_: object):
         super().__init__()
         self.backbone = backbone
         self.dice_weight = dice_weight

@@ -7,18 +7,22 @@ A fine-tuned seed folder is a normal checkpoint (`model.safetensors` + `card.jso
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..models.backbones import create_backbone
+from ..models.backbones import Backbone, create_backbone
 from ..models.card import ModelCard
 from ..models.checkpoint import CARD, WEIGHTS, build_from_card, load_model, read_weights
 from ..models.loading import LoadReport
 from ..run_config import BackboneConfig
 from .heads import create_task_model
 from .spec import TaskSpec
+
+if TYPE_CHECKING:
+    from ..models.channelwise import Channelwise
 
 
 def decoder_channels(spec: TaskSpec) -> int | None:
@@ -64,7 +68,7 @@ def build_backbone(
     return _wrap(model, channels, n_task), card, report
 
 
-def _wrap(model: nn.Module, channels: str, n_task: int) -> nn.Module:
+def _wrap(model: Backbone, channels: str, n_task: int) -> Backbone | Channelwise:
     from ..models.channelwise import Channelwise
 
     return Channelwise(model, n_task) if channels == "shared" else model
@@ -92,6 +96,7 @@ def load_task_model(seed_dir: str | Path) -> tuple[nn.Module, ModelCard, TaskSpe
     if "task" not in card.extra:
         raise ConfigError(f"{seed_dir}: not a fine-tuned task model (card has no task)")
     spec = TaskSpec.from_dict(card.extra["task"], str(seed_dir / CARD))
+    backbone: Backbone | Channelwise
     backbone = build_from_card(card)
     if card.extra.get("channels") == "shared":
         backbone = _wrap(backbone, "shared", card.in_channels)

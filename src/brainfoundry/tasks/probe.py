@@ -52,6 +52,7 @@ def ridge_loo(x: np.ndarray, y: np.ndarray, alphas=ALPHAS) -> dict:
         err = float(np.mean((yc - loo) ** 2))
         if best is None or err < best[0]:
             best = (err, a, loo)
+    assert best is not None  # alphas is not empty
     err, alpha, loo = best
     dual = u @ (uy / (s + alpha))
     w_std = z.T @ dual

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import torch
 
@@ -22,6 +23,9 @@ from .model_io import load_task_model
 from .spec import TaskSpec
 from .validate import conformal_calibration, validate
 
+if TYPE_CHECKING:
+    from ..data.store import Store
+
 STATE = "val_metrics.json"
 
 
@@ -30,7 +34,7 @@ class Selection:
     """What picking the best checkpoint needs: the task, its validation cases and their shape."""
 
     spec: TaskSpec
-    store: object
+    store: Store
     val_keys: list[str]
     size: tuple
     overlap: float
@@ -85,7 +89,7 @@ def calibrate(sel: Selection, log, seed: int) -> dict:
     model, card, spec = load_task_model(sel.seed_dir)
     cal = conformal_calibration(model, spec, sel.store, sel.val_keys, sel.size)
     with torch.no_grad():
-        model.interval_scale.fill_(cal["scale"])
+        cast(torch.Tensor, model.interval_scale).fill_(cal["scale"])  # a RegressionModel buffer
     card.extra["calibration"] = cal
     save_model(sel.seed_dir, model, card)
     state = sel.best() or {}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 from torch import nn
 
@@ -66,8 +66,8 @@ def param_groups(model: nn.Module, cfg: StrategyConfig) -> list[dict]:
         raise ConfigError(f"strategy.name {cfg.name!r}: use full, linear, partial or llrd")
     if not 0 < cfg.layer_decay <= 1:
         raise ConfigError(f"strategy.layer_decay must be in (0, 1], got {cfg.layer_decay}")
-    named = dict(model.backbone.named_parameters())
-    layers = encoder_layers(model.backbone)
+    named = dict(cast(nn.Module, model.backbone).named_parameters())
+    layers = encoder_layers(cast(nn.Module, model.backbone))
     top = max(layers.values(), default=0) + 1  # the head's "layer"
     ids = {id(named[k]): v for k, v in layers.items()}
     groups: dict[float, list[nn.Parameter]] = {}

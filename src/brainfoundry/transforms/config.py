@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ConfigError
 from .base import TRANSFORMS, Transform
 from .keyed_artefacts import ChannelDropout, Ghosting, LowResolution, Motion, ThickSlices
 from .keyed_intensity import BiasField, Brightness, Contrast, Gamma, GaussianBlur, GaussianNoise
 from .keyed_spatial import Flip, SpatialTransform
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 PRESETS = ("none", "light", "nnunet", "default", "strong", "ssl")
 
@@ -101,7 +104,10 @@ def _scaled(cfg: AugmentConfig, factor: float) -> AugmentConfig:
         setattr(
             out,
             f.name,
-            dataclasses.replace(t, **{k: min(1.0, getattr(t, k) * factor) for k in keys}),
+            dataclasses.replace(
+                cast("DataclassInstance", t),  # every Transform field is a dataclass
+                **{k: min(1.0, getattr(t, k) * factor) for k in keys},
+            ),
         )
     return out
 
@@ -113,7 +119,11 @@ def always_config(patch_size: tuple[int, int, int] | None = None) -> AugmentConf
         t = getattr(cfg, f.name)
         if isinstance(t, Transform):
             keys = [k for k in vars(t) if k == "p" or k.startswith("p_")]
-            setattr(cfg, f.name, dataclasses.replace(t, **dict.fromkeys(keys, 1.0)))
+            setattr(
+                cfg,
+                f.name,
+                dataclasses.replace(cast("DataclassInstance", t), **dict.fromkeys(keys, 1.0)),
+            )
     cfg.flip = dataclasses.replace(cfg.flip, p_per_axis=0.5, p_permute=0.0)
     cfg.channel_dropout = dataclasses.replace(cfg.channel_dropout, p_per_channel=0.5)
     cfg.spatial = dataclasses.replace(cfg.spatial, patch_size=patch_size)

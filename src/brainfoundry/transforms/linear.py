@@ -5,6 +5,7 @@ fusion: each draws per-item, per-axis matrices; consecutive ones are multiplied 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 
@@ -38,7 +39,7 @@ def apply_operators(batch: Batch, ops: Operators) -> None:
         current = combined.setdefault(item, [None, None, None])
         for a, m in enumerate(mats):
             if m is not None:
-                current[a] = m if current[a] is None else m @ current[a]
+                current[a] = m if current[a] is None else m @ cast(torch.Tensor, current[a])
     image = batch["image"]
     flat = image.view(-1, 1, *image.shape[2:])
     for item, mats in combined.items():

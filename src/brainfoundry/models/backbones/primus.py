@@ -117,6 +117,7 @@ class Primus(Backbone):
         for m in (*self.down_projection.modules(), *self.up_projection.modules()):
             if isinstance(m, (nn.Conv3d, nn.ConvTranspose3d)):  # DNA's InitWeights_He(1e-2)
                 nn.init.kaiming_normal_(m.weight, a=1e-2)
+                assert m.bias is not None  # every projection conv is built with a bias
                 nn.init.zeros_(m.bias)
         self.embed_dim = dim
         self.feature_channels = [dim]

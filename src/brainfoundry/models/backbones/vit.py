@@ -10,6 +10,8 @@ bands 10000^-(k/n), positions rescaled to the reference grid when the grid chang
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -98,8 +100,8 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = SwiGLU(dim, int(dim * MLP_RATIO))
         scale = init_values is not None
-        self.gamma_1 = nn.Parameter(init_values * torch.ones(dim)) if scale else None
-        self.gamma_2 = nn.Parameter(init_values * torch.ones(dim)) if scale else None
+        self.gamma_1 = nn.Parameter(cast(float, init_values) * torch.ones(dim)) if scale else None
+        self.gamma_2 = nn.Parameter(cast(float, init_values) * torch.ones(dim)) if scale else None
         self.drop_path = drop_path
 
     def _drop(self, x: torch.Tensor) -> torch.Tensor:
@@ -152,7 +154,7 @@ class Eva(nn.Module):
                     nn.init.zeros_(m.bias)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         with torch.no_grad():  # EVA's depth-scaled init of the residual projections
-            for i, blk in enumerate(self.blocks, start=1):
+            for i, blk in enumerate(cast(Iterable[Block], self.blocks), start=1):
                 blk.attn.proj.weight.div_(math.sqrt(2.0 * i))
                 blk.mlp.fc2.weight.div_(math.sqrt(2.0 * i))
 

@@ -27,7 +27,8 @@ from .nnssl_plan import arch_from_plan, architecture_plans, pretrain_plan
 CKPT = "checkpoint_final.pth"
 PLAN = "adaptation_plan.json"
 
-KEYS = {  # where nnU-Net's loader finds the parts it transfers (DNA's own attributes)
+# where nnU-Net's loader finds the parts it transfers (DNA's own attributes)
+KEYS: dict[str, dict[str, Any]] = {
     "resenc": {
         "key_to_encoder": "encoder.stages",
         "key_to_stem": "encoder.stem",
