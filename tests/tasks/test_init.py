@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from brainfoundry.errors import ConfigError
 from brainfoundry.models.backbones import create_backbone
 from brainfoundry.models.card import ModelCard
 from brainfoundry.models.checkpoint import save_model
@@ -104,3 +105,13 @@ def test_rerun_with_another_split_is_refused(tmp_path, task_data):
     cfg = FinetuneConfig.load("cpu-tiny", None, [*args, "shots=4"])
     with pytest.raises(ConfigError, match="another split"):
         finetune(cfg, task_data["infarct"] / "finetune", tmp_path / "o", log=lambda _: None)
+
+
+def test_model_kwargs_shape_a_scratch_backbone_and_are_refused_with_an_init(tmp_path):
+    spec = get_task("brainage")
+    wide = BackboneConfig(size="tiny", kwargs={"features_per_stage": [4, 8, 24]})
+    model, card, report = build_backbone("scratch", spec, wide, seed=0, channels="stem")
+    assert model.feature_channels == [4, 8, 24] and card is None and report is None
+    pretrained_run(tmp_path / "pre")
+    with pytest.raises(ConfigError, match="model.kwargs .* shape a scratch network"):
+        build_backbone(str(tmp_path / "pre"), spec, wide, seed=0, channels="stem")

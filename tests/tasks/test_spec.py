@@ -44,6 +44,12 @@ def test_user_spec_by_path_and_roundtrip(tmp_path):
         ("name: x\ntype: classification\nmodalities: [t1]\nmetrics: [auroc]\nfoo: 1\n", "unknown"),
         ("name: x\ntype: regression\nmodalities: [t1]\n", "at least one metric"),
         ("name: x\nmodalities: [t1]\n", "needs"),
+        ("name: x\ntype: classification\nmodalities: [t1]\nmetrics: [mae]\n", "does not score"),
+        (
+            "name: x\ntype: regression\nmodalities: [t1]\nmetrics: [mae]\n"
+            "ranking_metrics: [dice]\n",
+            "'dice' does not score a regression task",
+        ),
     ],
 )
 def test_bad_specs_raise_config_errors(tmp_path, body, msg):
@@ -51,6 +57,14 @@ def test_bad_specs_raise_config_errors(tmp_path, body, msg):
     p.write_text(body)
     with pytest.raises(ConfigError, match=msg):
         load_spec(p)
+
+
+def test_primary_and_ranking_metrics_default_from_the_list(tmp_path):
+    p = tmp_path / "t.yaml"
+    p.write_text("name: t\ntype: regression\nmodalities: [t1]\nmetrics: [r, mae]\n")
+    spec = load_spec(p)
+    assert spec.primary_metric == "pearson_r" and spec.ranking_metrics == ["pearson_r"]
+    assert get_task("meningioma").ranking_metrics == ["dice", "nsd"]  # FOMO25's ranking
 
 
 def test_unknown_task_name():
