@@ -128,3 +128,33 @@ def test_param_groups_scale_the_learning_rate(tmp_path):
     assert torch.equal(model.conv.bias, bias0), "lr_scale 0 leaves the group untouched"
     assert not torch.equal(model.conv.weight, weight0)
     assert {g["lr_scale"] for g in t.optimizer.param_groups} == {0.0, 1.0}
+
+
+class Pids(Volumes):
+    """Each sample also says which process made it and for which epoch."""
+
+    def __getitem__(self, i):
+        import os
+
+        return {**super().__getitem__(i), "pid": os.getpid(), "epoch": self.epoch}
+
+
+class Record(Denoise):
+    def __init__(self):
+        super().__init__()
+        self.pids, self.epochs = set(), []
+
+    def forward(self, batch):
+        self.pids |= set(batch["pid"].tolist())
+        self.epochs.append(int(batch["epoch"][0]))
+        return super().forward(batch)
+
+
+def test_one_worker_process_serves_every_epoch_and_sees_its_epoch(tmp_path):
+    """Few-shot epochs are a few steps long: workers must not respawn at each one."""
+    model = Record()
+    train = TrainConfig(steps=12, batch_size=4, num_workers=1, log_every=1, checkpoint_every=12,
+                        progress=False)  # fmt: skip
+    Trainer(model, Pids(n=8), train, OptimConfig(lr=0.01, warmup_steps=0), tmp_path).fit()
+    assert model.epochs == [e for e in range(6) for _ in range(2)]  # 2 steps per epoch
+    assert len(model.pids) == 1  # one worker for all 6 epochs

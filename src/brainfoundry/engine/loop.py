@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from .. import distributed as dist
 from ..errors import ConfigError
@@ -66,6 +66,24 @@ def to_device(batch, device: torch.device):
     if isinstance(batch, dict):
         return {k: to_device(v, device) for k, v in batch.items()}
     return batch
+
+
+class EpochIndexed(Dataset):
+    """Sample i of epoch e at index e·N + i: the dataset sees its epoch (`set_epoch`, which
+    seeds the augmentation) with every item, so one loader can run across epochs."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.n = len(dataset)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int):
+        epoch, i = divmod(int(index), self.n)
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        return self.dataset[i]
 
 
 class Trainer:
@@ -117,32 +135,32 @@ class Trainer:
     def _epoch_indices(self, epoch: int) -> np.ndarray:
         return np.random.default_rng([self.train.seed, epoch]).permutation(len(self.dataset))
 
+    def _plan(self, start_step: int):
+        """This rank's micro-batches from `start_step` on, as global indices epoch·N + i."""
+        b, accum, n = self.train.batch_size, self.optim_cfg.accum_steps, len(self.dataset)
+        epoch, perm = -1, np.empty(0, dtype=np.int64)
+        for step in range(start_step, self.train.steps):
+            e, s = divmod(step, self.steps_per_epoch)
+            if e != epoch:
+                epoch, perm = e, self._epoch_indices(e)
+            for m in range(accum):
+                o = s * self.per_step + m * b * self.world + self.rank * b
+                yield [epoch * n + int(i) for i in perm[o : o + b]]
+
     def _micro_batches(self, start_step: int):
-        """Yield (step, micro, batch) from `start_step` on, epoch by epoch."""
-        b, accum = self.train.batch_size, self.optim_cfg.accum_steps
-        step = start_step
-        while step < self.train.steps:
-            epoch, first = divmod(step, self.steps_per_epoch)
-            last = min(self.steps_per_epoch, first + self.train.steps - step)
-            perm = self._epoch_indices(epoch)
-            plan = []
-            for s in range(first, last):
-                for m in range(accum):
-                    o = s * self.per_step + m * b * self.world + self.rank * b
-                    plan.append(perm[o : o + b].tolist())
-            if hasattr(self.dataset, "set_epoch"):
-                self.dataset.set_epoch(epoch)
-            loader = DataLoader(
-                self.dataset,
-                batch_sampler=plan,
-                num_workers=self.train.num_workers,
-                collate_fn=self.collate,
-                pin_memory=self.device.type == "cuda",
-            )
-            for i, batch in enumerate(loader):
-                s, m = divmod(i, accum)
-                yield epoch * self.steps_per_epoch + first + s, m, batch
-            step = epoch * self.steps_per_epoch + last
+        """Yield (step, micro, batch) from `start_step` on. One loader serves every epoch, so its
+        worker processes start once per run, not once per (few-step, few-shot) epoch."""
+        accum = self.optim_cfg.accum_steps
+        loader = DataLoader(
+            EpochIndexed(self.dataset),
+            batch_sampler=self._plan(start_step),
+            num_workers=self.train.num_workers,
+            collate_fn=self.collate,
+            pin_memory=self.device.type == "cuda",
+        )
+        for i, batch in enumerate(loader):
+            s, m = divmod(i, accum)
+            yield start_step + s, m, batch
 
     # -- state --------------------------------------------------------------------------------
     def _lr_factor(self, step: int) -> float:
