@@ -61,7 +61,17 @@ def test_every_stage_writes_its_artefacts(tiny_run):
     pairs = pd.read_csv(out / "paired.csv")
     # one pretrained objective x 3 tasks, FOMO metrics: auroc; dice, nsd; mae, pearson_r
     assert len(pairs) == 5 and set(pairs["objective"]) == {"mae"}
-    assert (pairs["gain_lo"] <= pairs["gain_hi"]).all()
+    # each row is the paired bootstrap of the two cells' own predictions, signed as a gain
+    from brainfoundry.evaluation.scoring import paired_diff
+
+    row = pairs[pairs["metric"] == "dice"].iloc[0]
+    cells = {c.objective: c for c in suite.cells() if c.task == "meningioma"}
+    a, b = (
+        pd.read_csv(out / cells[o].path / "seed_0" / "predictions.csv") for o in ("mae", "scratch")
+    )
+    d = paired_diff("segmentation", "dice", a, b.set_index("case").loc[a["case"]].reset_index(),
+                    n_boot=suite.n_boot)  # fmt: skip
+    assert (row["diff"], row["gain_lo"], row["gain_hi"]) == pytest.approx((d.diff, d.lo, d.hi))
     mae_row = pairs[pairs["metric"] == "mae"].iloc[0]
     assert mae_row["gain"] == pytest.approx(-mae_row["diff"])  # lower MAE is a gain
     ranks = pd.read_csv(out / "ranking.csv")

@@ -35,7 +35,7 @@ def test_finetune_and_evaluate_end_to_end(task, task_data, tmp_path):
     for seed in (0, 1):
         d = out / f"seed_{seed}"
         m = json.loads((d / "metrics.json").read_text())["metrics"][FIRST[task]]
-        assert m["lo"] is None or m["lo"] <= m["estimate"] <= m["hi"]
+        assert m["lo"] is not None and m["lo"] <= m["estimate"] <= m["hi"]
         assert "<img" in (d / "report.html").read_text()
         preds = pd.read_csv(d / "predictions.csv")
         assert len(preds) == len(list((data / "test" / "preprocessed").iterdir()))
