@@ -84,6 +84,10 @@ def test_finetune_from_pretrained_uses_card_and_records_report(tmp_path, task_da
     finetune(cfg, task_data["brainage"] / "finetune", tmp_path / "out", log=logs.append)
     plan = json.loads((tmp_path / "out" / "store" / "plan.json").read_text())
     assert plan["preprocess"]["spacing"] == [6.0, 6.0, 6.0]  # the card's, not the preset's
+    said = "data.spacing [9.0, 9.0, 9.0] is not used"  # and that is said, not silent
+    assert any(said in line for line in logs)
+    record = json.loads((tmp_path / "out" / "finetune.json").read_text())
+    assert any(said in w for w in record["warnings"])
     assert any("adapted" in line for line in logs) == (channels == "stem")
     model, card, spec = load_task_model(tmp_path / "out" / "seed_0")
     assert card.extra["channels"] == channels and model.backbone.in_channels == 2

@@ -90,14 +90,34 @@ def finetune(
         init_card = ModelCard.load(Path(cfg.init) / "card.json")
     spacing = (init_card.spacing if init_card and init_card.spacing else None) or cfg.data.spacing
     norm = init_card.normalization if init_card else {"normalization": cfg.data.normalization}
+    warnings = _init_overrides(cfg, init_card, spacing, norm)
+    for w in warnings:
+        log(f"warning: {w}")
     store = prepare_task_data(data, store_dir or out / "store", preprocess_config(spacing, norm))
     cases = case_table(store, spec)
     log(f"{spec.name}: {len(cases)} labelled fine-tuning cases at {list(spacing)} mm")
     results = {}
     for seed in cfg.seeds:
         results[int(seed)] = finetune_seed(cfg, spec, store, cases, out / f"seed_{seed}", seed, log)
-    (out / "finetune.json").write_text(json.dumps({"task": spec.name, "val": results}, indent=2))
+    record = {"task": spec.name, "val": results, "warnings": warnings}
+    (out / "finetune.json").write_text(json.dumps(record, indent=2))
     return results
+
+
+def _init_overrides(cfg: FinetuneConfig, card: ModelCard | None, spacing, norm) -> list[str]:
+    """Settings a pretrained init replaces with its own recipe, said out loud: the model only
+    works on data prepared as it was pretrained."""
+    if card is None:
+        return []
+    out = []
+    if [float(v) for v in cfg.data.spacing] != [float(v) for v in spacing]:
+        out.append(f"data.spacing {list(cfg.data.spacing)} is not used: --init {cfg.init} was "
+                   f"pretrained at {list(spacing)} mm, and fine-tuning follows it")  # fmt: skip
+    scheme = norm.get("normalization", norm.get("scheme"))
+    if scheme is not None and cfg.data.normalization != scheme:
+        out.append(f"data.normalization {cfg.data.normalization!r} is not used: --init "
+                   f"{cfg.init} was pretrained on {scheme!r}-normalised data")  # fmt: skip
+    return out
 
 
 def _augmentation(cfg: FinetuneConfig, size):
