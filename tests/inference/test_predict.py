@@ -205,3 +205,24 @@ def test_segmentation_ensemble_averages_its_seeds(fomo, tmp_path):
     assert two["members"] == 2
     assert np.array_equal(two["mask"], one["mask"])
     assert two["uncertainty"]["ensemble_disagreement_fraction"] == 0.0
+
+
+def test_a_brain_larger_than_the_models_box_is_predicted_with_a_warning(fomo, tmp_path, capsys):
+    """The centre crop to the trained input box is said in the JSON and on stderr."""
+    import shutil
+
+    model, test = fomo["brainage"]
+    seed = next(model.glob("seed_*"))
+    small = tmp_path / "small"
+    shutil.copytree(seed, small, ignore=shutil.ignore_patterns("checkpoints"))
+    card = json.loads((small / "card.json").read_text())
+    card["extra"]["input_size"] = [16, 16, 16]
+    (small / "card.json").write_text(json.dumps(card))
+    sub, inputs = case_inputs(test)
+    out = tmp_path / f"{sub}.txt"
+    assert main(["predict", "--model", str(small), *_flags(inputs), "--output", str(out)]) == 0
+    info = json.loads((tmp_path / f"{sub}.json").read_text())
+    assert len(info["warnings"]) == 1 and "centre-cropped" in info["warnings"][0]
+    assert "16 x 16 x 16" in capsys.readouterr().err
+    main(["predict", "--model", str(seed), *_flags(inputs), "--output", str(tmp_path / "w.txt")])
+    assert json.loads((tmp_path / "w.json").read_text())["warnings"] == []

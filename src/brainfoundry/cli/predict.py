@@ -74,7 +74,10 @@ def _one_input_mode(flags: dict, session: Path | None, batch: Path | None) -> di
 def _predict_one(predictor, inputs: dict, output: Path, kw: dict, qc: bool) -> None:
     from ..inference.predict import write_outputs
 
-    main = write_outputs(predictor.predict(inputs, **kw), output, qc=qc)
+    result = predictor.predict(inputs, **kw)
+    main = write_outputs(result, output, qc=qc)
+    for w in result.get("warnings", []):
+        typer.echo(f"warning: {w}", err=True)
     typer.echo(f"wrote {main}")
 
 
@@ -88,16 +91,22 @@ def _predict_batch(predictor, batch: Path, output: Path, kw: dict, qc: bool) -> 
 
     sessions = batch_sessions(batch)
     ext = ".nii.gz" if predictor.spec.type == "segmentation" else ".txt"
-    failed = 0
+    failed = warned = 0
     for name, inputs in tqdm(sessions, desc="predict", unit="case"):
         target = output / f"{name}{ext}"
         if target.exists():
             continue  # resumable: finished cases are kept
         try:
-            write_outputs(predictor.predict(inputs, **kw), target, qc=qc)
+            result = predictor.predict(inputs, **kw)
+            write_outputs(result, target, qc=qc)
         except BrainFoundryError as e:
             failed += 1
             tqdm.write(f"error: {e}")
-    typer.echo(f"predicted {len(sessions) - failed} of {len(sessions)} sessions -> {output}")
+            continue
+        for w in result.get("warnings", []):
+            warned += 1
+            tqdm.write(f"warning: {name}: {w}")
+    note = f" ({warned} warning(s), in each case's .json)" if warned else ""
+    typer.echo(f"predicted {len(sessions) - failed} of {len(sessions)} sessions -> {output}{note}")
     if failed:
         raise typer.Exit(1)

@@ -147,10 +147,10 @@ class Predictor:
         res = [case_outputs(m.model, [s.image], [s.present], size) for m in self.members]
         calibration = self.card.extra.get("calibration", {}).get("method")
         if self.spec.type == "classification":
-            ps = [float(r["prob"][0]) for r in res]
-            return _classification_summary(ps, calibration)
-        unit = getattr(self.spec, "unit", None)
-        return _regression_summary(res, unit, calibration)
+            out = _classification_summary([float(r["prob"][0]) for r in res], calibration)
+        else:
+            out = _regression_summary(res, getattr(self.spec, "unit", None), calibration)
+        return {**out, "warnings": _cropped(s.image.shape[1:], size)}
 
 
 def load_inputs(chosen: list[Path | None]) -> tuple[list[Volume], list[int]]:
@@ -193,6 +193,15 @@ def _lesion_uncertainty(probs: list[np.ndarray], prob: np.ndarray, mask, spacing
         "mean_confidence_in_lesion": sure,
         "ensemble_disagreement_fraction": spread,
     }
+
+
+def _cropped(shape, size) -> list[str]:
+    """A brain larger than the box the model was trained on is centre-cropped to it: say so."""
+    if all(int(a) <= int(b) for a, b in zip(shape, size)):
+        return []
+    brain, box = " x ".join(map(str, shape)), " x ".join(map(str, size))
+    return [f"the brain ({brain} voxels) is larger than the model's input box ({box}): its "
+            "edges were centre-cropped away"]  # fmt: skip
 
 
 def _classification_summary(ps: list[float], calibration: str | None) -> dict:
@@ -257,6 +266,7 @@ def write_outputs(
     main, js, png = output_paths(output, result["kind"])
     main.parent.mkdir(parents=True, exist_ok=True)
     info = {k: result[k] for k in ("task", "kind", "members", "uncertainty", "inputs")}
+    info["warnings"] = result.get("warnings", [])
     info["output"] = main.name
     info["seconds"] = round(result["seconds"], 3)
     if "value" in result:
