@@ -30,17 +30,31 @@ class Item:
 
 
 def _items(store: Store, modalities: Sequence[str] | None) -> list[Item]:
-    m = store.manifest
     if modalities is None:  # every scan on its own, one channel (pretraining)
+        m = store.manifest
         return [Item(r.scan_id, [r.scan_id], label_value(r.label)) for r in m.itertuples()]
+    return session_items(store, modalities)
+
+
+def session_items(
+    store: Store, channels: Sequence[str], keys: Sequence[str] | None = None
+) -> list[Item]:
+    """One item per session group; a channel "t2s|swi" takes the first alternative present."""
+    m = store.manifest
+    wanted = set(keys) if keys is not None else None
     items = []
     for gid, g in m.groupby("group", sort=True):
+        if wanted is not None and gid not in wanted:
+            continue
         by_mod: dict[str, str] = {}
         for r in g.itertuples():
             by_mod.setdefault(r.modality, r.scan_id)
-        scans = resolve_channels(modalities, by_mod)
+        scans = resolve_channels(channels, by_mod)
         if any(s is not None for s in scans):
             items.append(Item(str(gid), scans, label_value(g["label"].iloc[0])))
+    if wanted is not None and len(items) != len(wanted):
+        found = {it.key for it in items}
+        raise ConfigError(f"{store.root}: sessions not found: {sorted(wanted - found)[:5]}")
     return items
 
 

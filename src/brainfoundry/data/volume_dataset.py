@@ -14,31 +14,8 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..io.modalities import resolve_channels
-from .dataset import Item, StoreSamples, augment_sample, centre_origin, label_value, read_sample
+from .dataset import StoreSamples, augment_sample, centre_origin, read_sample, session_items
 from .store import Store
-
-
-def session_items(
-    store: Store, channels: Sequence[str], keys: Sequence[str] | None = None
-) -> list[Item]:
-    """One item per session group; a channel "t2s|swi" takes the first alternative present."""
-    m = store.manifest
-    wanted = set(keys) if keys is not None else None
-    items = []
-    for gid, g in m.groupby("group", sort=True):
-        if wanted is not None and gid not in wanted:
-            continue
-        by_mod: dict[str, str] = {}
-        for r in g.itertuples():
-            by_mod.setdefault(r.modality, r.scan_id)
-        scans = resolve_channels(channels, by_mod)
-        if any(s is not None for s in scans):
-            items.append(Item(str(gid), scans, label_value(g["label"].iloc[0])))
-    if wanted is not None and len(items) != len(wanted):
-        found = {it.key for it in items}
-        raise ConfigError(f"{store.root}: sessions not found: {sorted(wanted - found)[:5]}")
-    return items
 
 
 def auto_shape(store: Store, multiple: int = 16) -> tuple[int, int, int]:

@@ -10,9 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..data.dataset import Item
+from ..data.dataset import Item, session_items
 from ..data.store import Store
-from ..data.volume_dataset import session_items
 from ..errors import ConfigError
 from ..inference.core import case_outputs, segment, stack_channels
 
