@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         "demo", [f"data.synth.seed={args.seed}", f"data.synth.difficulty={args.difficulty}"]
     )
     with tempfile.TemporaryDirectory() as tmp:
-        work = args.work or Path(tmp)
+        # a reused --work folder keeps one data variant per seed and difficulty, never mixes them
+        work = (args.work or Path(tmp)) / f"seed_{args.seed}_difficulty_{args.difficulty}"
         run_suite(suite, work / "suite", log=lambda *_: None, progress=False)
         res = score(suite, work, test_sets(suite, work))
     rows = []
