@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from benchmarks.common import gemm_peak
+from benchmarks.common import gemm_peak, reproduce_command, table, write_result
 
 DEFAULT = ["resenc:tiny", "resenc:small", "resenc:base", "primus:tiny", "primus:S"]
 
@@ -62,21 +61,36 @@ def run_one(name: str, preset: str, size: int, batch: int, reps: int) -> dict:
     }
 
 
+def notes(rows: list[dict], peak: float) -> str:
+    """What the numbers show, from the numbers: FLOP rate against the GEMM peak, and memory."""
+    frac = {r["config"]: r["gflops_per_s"] / peak for r in rows}
+    lo, hi = min(frac, key=frac.__getitem__), max(frac, key=frac.__getitem__)
+    rss = max(rows, key=lambda r: r["step_rss_mb"])
+    return "\n".join([
+        f"- FLOP rate: from {frac[lo]:.0%} of the GEMM peak (`{lo}`) to {frac[hi]:.0%} "
+        f"(`{hi}`). The GEMM peak ({peak:.1f} GFLOP/s) is measured in the same run and moves "
+        "between runs on shared machines, so compare the % column across runs, not seconds.",
+        f"- Memory: `{rss['config']}` adds the most resident memory for one step "
+        f"({rss['step_rss_mb']:.0f} MB over the imports; peak RSS {rss['peak_rss_mb']:.0f} MB).",
+        "- Peak RSS is each configuration's own process high-water mark; step RSS subtracts the "
+        "resident memory after importing torch and brainfoundry.",
+    ])  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--configs", nargs="+", default=DEFAULT, help="family:preset ...")
     ap.add_argument("--size", type=int, default=64, help="cubic input size")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--reps", type=int, default=3, help="timed steps (median)")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/backbones.md"))
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
         name, preset = args.one.split(":")
         print(json.dumps(run_one(name, preset, args.size, args.batch, args.reps)))
         return 0
-
-    import torch
-
+    t0 = time.perf_counter()
     peak = gemm_peak()
     rows = []
     for cfg in args.configs:
@@ -86,17 +100,21 @@ def main(argv: list[str] | None = None) -> int:
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
         print(f"done {cfg}", file=sys.stderr)
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
-    print(f"fp32 GEMM peak (torch.mm 2048^2, best of 5): {peak:.1f} GFLOP/s\n")
-    print("| backbone | params (M) | input | fwd+bwd (s) | GFLOP | GFLOP/s | % of GEMM peak "
-          "| peak RSS (MB) | step RSS (MB) |")  # fmt: skip
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        frac = r["gflops_per_s"] / peak
-        print(f"| {r['config']} | {r['params_M']:.2f} | {r['input']} | {r['fwd_bwd_s']:.3f} "
-              f"| {r['gflop']:.1f} | {r['gflops_per_s']:.1f} | {frac:.0%} "
-              f"| {r['peak_rss_mb']:.0f} | {r['step_rss_mb']:.0f} |")  # fmt: skip
+    body = table(
+        ["backbone", "params (M)", "input", "fwd+bwd (s)", "GFLOP", "GFLOP/s", "% of GEMM peak",
+         "peak RSS (MB)", "step RSS (MB)"],
+        [[r["config"], f"{r['params_M']:.2f}", r["input"], f"{r['fwd_bwd_s']:.3f}",
+          f"{r['gflop']:.1f}", f"{r['gflops_per_s']:.1f}", f"{r['gflops_per_s'] / peak:.0%}",
+          f"{r['peak_rss_mb']:.0f}", f"{r['step_rss_mb']:.0f}"] for r in rows],
+    )  # fmt: skip
+    intro = (
+        f"Forward + backward of one {args.size}³ patch (batch {args.batch}), median of "
+        f"{args.reps} timed steps, each configuration in its own process. fp32 GEMM peak "
+        f"(torch.mm 2048², best of 5) in the same run: {peak:.1f} GFLOP/s."
+    )
+    write_result(args.out, "Backbone cost on CPU", intro, body + "\n\n" + notes(rows, peak),
+                 time.perf_counter() - t0,
+                 reproduce_command("bench_backbones", (argv or sys.argv[1:])))  # fmt: skip
     return 0
 
 

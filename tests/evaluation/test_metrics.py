@@ -19,8 +19,10 @@ from brainfoundry.evaluation.metrics import (
     auroc,
     balanced_accuracy,
     interval_coverage,
+    interval_score,
     interval_width,
     mae,
+    median_interval_width,
     pearson_r,
 )
 
@@ -105,6 +107,9 @@ def test_interval_metrics_hand_computed():
     # 10 in [8,12]; 20 not in [21,25]; 30 on the closed upper bound; 40 on the lower bound
     assert interval_coverage(truth, lo, hi) == 0.75
     assert interval_width(lo, hi) == pytest.approx((4 + 4 + 5 + 1) / 4)
+    assert median_interval_width(lo, hi) == pytest.approx(4.0)
+    # widths 4, 4, 5, 1 plus (2 / 0.05) x the one miss of 1 (20 is below 21): (14 + 40) / 4
+    assert interval_score(truth, lo, hi) == pytest.approx((14 + 40) / 4)
     with pytest.raises(ValueError, match="lo <= hi"):
         interval_width(hi, lo)
 

@@ -96,8 +96,14 @@ def test_finetune_from_pretrained_uses_card_and_records_report(tmp_path, task_da
     assert lr["n_loaded"] > 10 and bool(lr["adapted"]) == (channels == "stem")
     assert card.extra["init"].endswith("pre")
     assert card.modalities == ["t1", "t2"] and card.spacing == [6.0, 6.0, 6.0]
-    assert spec.name == "brainage" and card.extra["calibration"]["n"] == 4
-    assert float(model.interval_scale) == pytest.approx(card.extra["calibration"]["scale"])
+    cal = card.extra["calibration"]
+    assert spec.name == "brainage"
+    if card.extra["step"] == 0:  # the probe was kept: jackknife+ over 6 training + 4 val cases
+        assert cal["method"].startswith("jackknife+") and cal["n"] == 10
+        assert model.jk_resid.numel() == 10 and not cal["reused_for_selection"]
+    else:  # a trained checkpoint: split conformal on the 4 val cases that chose it
+        assert cal["n"] == 4 and cal["reused_for_selection"] and not cal["finite_sample_valid"]
+        assert float(model.interval_scale) == pytest.approx(cal["scale"])
 
 
 def test_rerun_with_another_split_is_refused(tmp_path, task_data):

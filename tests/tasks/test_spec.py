@@ -50,6 +50,15 @@ def test_user_spec_by_path_and_roundtrip(tmp_path):
             "ranking_metrics: [dice]\n",
             "'dice' does not score a regression task",
         ),
+        (
+            "name: x\ntype: classification\nmodalities: [t1]\nmetrics: [auroc]\nrange: [0, 1]\n",
+            "range limits a regression target",
+        ),
+        ("name: x\ntype: regression\nmodalities: [t1]\nmetrics: [mae]\nrange: [5, 1]\n", "lo < hi"),
+        (
+            "name: x\ntype: regression\nmodalities: [t1]\nmetrics: [mae]\nrange: [0]\n",
+            "does not fit",
+        ),
     ],
 )
 def test_bad_specs_raise_config_errors(tmp_path, body, msg):
@@ -70,3 +79,13 @@ def test_primary_and_ranking_metrics_default_from_the_list(tmp_path):
 def test_unknown_task_name():
     with pytest.raises(ConfigError, match="unknown task"):
         get_task("nope")
+
+
+def test_a_regression_spec_states_its_physical_range(tmp_path):
+    """brainage: a human age is 0-120 years; a user's range may be open on one side."""
+    assert get_task("brainage").range == (0.0, 120.0)
+    assert get_task("infarct").range is None
+    p = tmp_path / "volume.yaml"
+    p.write_text("name: v\ntype: regression\nmodalities: [t1]\nmetrics: [mae]\nrange: [0, null]\n")
+    spec = load_spec(p)
+    assert spec.range == (0.0, None) and type(spec).from_dict(spec.to_dict()) == spec

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..evaluation import fomo25_ranking, higher_is_better
-from ..evaluation.scoring import paired_diff
+from ..evaluation.scoring import paired_diff, paired_diff_seeds
 from ..io.atomic import atomic_write_text
 from .render import fmt
 from .suite import Suite
@@ -122,23 +122,66 @@ def primary_table(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def verdict(pairs: pd.DataFrame, shots: int = 16) -> pd.DataFrame:
-    """Per task: the best pretrained objective on the primary metric at `shots` vs scratch."""
+def validation_score(out: Path, cell_path: str, seed: int, metric: str) -> float | None:
+    """The kept checkpoint's validation value of `metric` (what fine-tuning chose it by)."""
+    path = out / cell_path / f"seed_{seed}" / "val_metrics.json"
+    if not path.exists():
+        return None
+    v = json.loads(path.read_text()).get("metrics", {}).get(metric)
+    return float(v) if v is not None else None
+
+
+def _cells_of(suite: Suite, task: str, backbone: str, objective: str, shots: int) -> list:
+    key = (task, backbone, objective, shots)
+    return [c for c in suite.cells() if (c.task, c.backbone, c.objective, c.shots) == key]
+
+
+def choose_on_validation(suite: Suite, out: Path, task: str, backbone: str, shots: int):
+    """(objective, its mean validation score): the pretrained objective with the best
+    validation primary metric over its seeds; the test set plays no part in the choice."""
+    metric = _spec(task).primary_metric
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    best: tuple[float, str, float] | None = None
+    for obj in (o for o in suite.objectives if o != "scratch"):
+        cells = _cells_of(suite, task, backbone, obj, shots)
+        vals = [
+            v for c in cells if (v := validation_score(out, c.path, c.seed, metric)) is not None
+        ]
+        if vals and (best is None or sign * float(np.mean(vals)) > best[0]):
+            best = (sign * float(np.mean(vals)), obj, float(np.mean(vals)))
+    return (best[1], best[2]) if best else (None, None)
+
+
+def verdict(suite: Suite, out: Path, shots: int = 16) -> pd.DataFrame:
+    """Per task and backbone: the pretrained objective chosen on validation data at `shots`,
+    and its test gain over scratch on the primary metric: a paired bootstrap over test cases
+    for one seed, a hierarchical one (seeds, then cases) for several."""
     rows = []
-    if pairs.empty:
-        return pd.DataFrame()
-    for task, g in pairs[pairs["shots"] == shots].groupby("task", sort=False):
-        metric = _spec(task).primary_metric
-        h = g[g["metric"] == metric]
-        if h.empty:
+    for task, backbone in dict.fromkeys((c.task, c.backbone) for c in suite.cells()):
+        obj, val = choose_on_validation(suite, out, task, backbone, shots)
+        if obj is None:
             continue
-        best = h.groupby("objective")["gain"].mean().idxmax()
-        r = h[h["objective"] == best]
+        spec = _spec(task)
+        metric = spec.primary_metric
+        pairs = []
+        for cell in _cells_of(suite, task, backbone, obj, shots):
+            twin = type(cell)(cell.task, cell.backbone, "scratch", cell.shots, cell.seed)
+            if all((out / c.path / "done.json").exists() for c in (cell, twin)):
+                a = _predictions(out, cell.path, cell.seed)
+                b = _predictions(out, twin.path, cell.seed).set_index("case").loc[a["case"]]
+                pairs.append((a, b.reset_index()))
+        if not pairs:
+            continue
+        d = paired_diff_seeds(spec.type, metric, pairs, n_boot=suite.n_boot)
+        sign = 1.0 if higher_is_better(metric) else -1.0
+        lo, hi = sorted((sign * d.lo, sign * d.hi))
         rows.append({
-            "task": task, "metric": metric, "best objective": best,
-            "gain vs scratch": float(r["gain"].mean()),
-            "95% CI": f"[{fmt(r['gain_lo'].min())}, {fmt(r['gain_hi'].max())}]",
-            "CI excludes 0 (helped)": bool(r["helped"].all()),
+            "task": task, "backbone": backbone, "metric": metric,
+            "chosen on validation": obj, "validation": val, "seeds": len(pairs),
+            "gain vs scratch (test)": sign * d.diff, "95% CI": f"[{fmt(lo)}, {fmt(hi)}]",
+            "CI excludes 0 (helped)": bool(lo > 0),
+            "CI": "paired bootstrap over test cases" if len(pairs) == 1
+                  else "hierarchical bootstrap: seeds, then test cases",
         })  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -184,7 +227,7 @@ def analyse(suite: Suite, out: str | Path) -> dict[str, pd.DataFrame]:
     tables = {
         "results": results, "paired": pairs, "ranking": ranks,
         "primary": primary_table(results) if not results.empty else pd.DataFrame(),
-        "verdict": verdict(pairs),
+        "verdict": verdict(suite, out),
     }  # fmt: skip
     figs = figures(results, out / "figures") if not results.empty else []
     write_pages(suite, out, tables, compute(suite, out), figs)

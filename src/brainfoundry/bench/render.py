@@ -1,10 +1,10 @@
-"""Rendering a suite's tables: markdown (results.md), the figures, and a self-contained
-report.html. Nothing here computes a number; `analysis` does.
+"""Rendering a suite's tables: markdown (results.md), the figures, and the self-contained
+report.html (`report_data` gathers what it shows, `report_page` lays it out). Nothing here
+computes a number; `analysis` does.
 """
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +27,14 @@ def markdown_table(df: pd.DataFrame) -> str:
     cols = list(df.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in df.iterrows():
-        lines.append("| " + " | ".join(_cell(r[c]) for c in cols) + " |")
+        lines.append("| " + " | ".join(cell_text(r[c]) for c in cols) + " |")
     return "\n".join(lines) + "\n"
 
 
-def _cell(v) -> str:
+def cell_text(v) -> str:
+    """A table cell as text: yes/no for booleans, 3 digits for floats, a dash for missing."""
     if isinstance(v, (bool, np.bool_)):
-        return "yes" if v else ""
+        return "yes" if v else "no"
     if isinstance(v, float):
         return fmt(v)
     return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
@@ -85,6 +86,9 @@ def figures(results: pd.DataFrame, fig_dir: Path) -> list[Path]:
 
 def write_pages(suite: Suite, out: Path, tables: dict[str, pd.DataFrame], timing, figs) -> str:
     """results.md and report.html from the computed tables; returns the markdown."""
+    from .report_data import bench_report, reproduce_command
+    from .report_page import page
+
     results, pairs = tables["results"], tables["paired"]
     n_done = results[["task", "backbone", "objective", "shots", "seed"]].drop_duplicates().shape[0]
     md = [
@@ -103,31 +107,11 @@ def write_pages(suite: Suite, out: Path, tables: dict[str, pd.DataFrame], timing
         markdown_table(pairs.drop(columns=["diff"]) if not pairs.empty else pairs),
         "## Compute (wall seconds on the machine that ran the cells)\n",
         f"Machine that wrote this report: {machine()}. Reproduce: "
-        f"`brainfoundry bench --suite {suite.name} -o DIR` "
+        f"`{reproduce_command(suite, out)}` "
         "(finished stages are skipped; `--report-only` rebuilds these tables).\n",
         markdown_table(timing.map(lambda v: fmt(v, 0) if isinstance(v, float) else v)),
     ]
     text = "\n".join(md)
     atomic_write_text(out / "results.md", text)
-    _html(out, suite, text, figs)
+    atomic_write_text(out / "report.html", page(bench_report(suite, out, tables, timing, figs)))
     return text
-
-
-def _html(out: Path, suite: Suite, md_text: str, figs: list[Path]) -> None:
-    """A self-contained page: the markdown tables as preformatted text plus the figures."""
-    import base64
-
-    imgs = "".join(
-        f'<p><img alt="{html.escape(p.name)}" src="data:image/png;base64,'
-        f'{base64.b64encode(p.read_bytes()).decode()}"></p>'
-        for p in figs
-    )
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>brainfoundry bench {html.escape(suite.name)}</title>"
-        "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto}"
-        "pre{font-size:12px;overflow-x:auto}</style></head><body>"
-        f"<h1>brainfoundry bench: {html.escape(suite.name)}</h1>{imgs}"
-        f"<pre>{html.escape(md_text)}</pre></body></html>"
-    )
-    atomic_write_text(out / "report.html", page)

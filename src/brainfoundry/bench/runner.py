@@ -199,9 +199,16 @@ def run_cell(suite: Suite, cell: Cell, init: str, task_dir: Path, out: Path) -> 
         "finetune_seconds": round(t1 - t0, 2),
         "evaluate_seconds": round(time.perf_counter() - t1, 2),
         "metrics": seed_metrics,
+        # what fine-tuning and evaluation lost or flagged (said in their logs, kept here)
+        "warnings": _cell_warnings(cell_dir) + list(res.get("warnings", [])),
     }
     atomic_write_text(done, json.dumps(record, indent=2))
     return record
+
+
+def _cell_warnings(cell_dir: Path) -> list[str]:
+    rec = cell_dir / "finetune.json"
+    return list(json.loads(rec.read_text()).get("warnings", [])) if rec.exists() else []
 
 
 def run_suite(suite: Suite, out: str | Path, *, log=print, progress: bool = True) -> dict:
@@ -235,6 +242,8 @@ def run_suite(suite: Suite, out: str | Path, *, log=print, progress: bool = True
             bar.write(f"[cell] {cell.task} {cell.backbone} {cell.objective} shots {cell.shots} "
                       f"seed {cell.seed}: {m} ({rec['finetune_seconds']:.0f}+"
                       f"{rec['evaluate_seconds']:.0f} s)")  # fmt: skip
+            for w in rec.get("warnings", []):
+                bar.write(f"  warning: {w}")
     bar.close()
     tables = analyse(suite, out)
     total = time.perf_counter() - t_start

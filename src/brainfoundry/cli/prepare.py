@@ -75,10 +75,19 @@ def prepare(
         log=lambda s: typer.echo(s, err=True),
     )
     save_config(cfg, store / "prepare.yaml")
+    _summary(res, store)
+
+
+def _summary(res, store: Path) -> None:
+    """The run in one line; warnings (kept, but changed) and errors point at their files, and
+    errors (inputs left out) exit 1."""
     typer.echo(
         f"{res.n_done} sessions processed, {res.n_skipped} already done, "
-        f"{res.n_scans} scans written, {len(res.errors)} errors -> {store}"
+        f"{res.n_scans} scans written, {len(res.errors)} errors, "
+        f"{len(res.warnings)} warnings -> {store}"
     )
+    if res.warnings:
+        typer.echo(f"see {store / 'warnings.jsonl'} (kept, but changed)", err=True)
     if res.errors:
         typer.echo(f"see {store / 'errors.jsonl'}", err=True)
         raise typer.Exit(1)

@@ -69,6 +69,17 @@ def centre_origin(shape: Sequence[int], size: Sequence[int]) -> list[int]:
     return [(a - s) // 2 for a, s in zip(shape, size)]
 
 
+def crop_warning(shape: Sequence[int], size: Sequence[int], who: str = "the brain") -> str | None:
+    """The one message for a brain larger than a model's input box, which the whole-brain view
+    (`centre_origin`) centre-crops to it; None when it fits. Training, evaluation and `predict`
+    all say it in these words."""
+    if all(int(a) <= int(b) for a, b in zip(shape, size)):
+        return None
+    brain, box = " x ".join(map(str, shape)), " x ".join(map(str, size))
+    return (f"{who} ({brain} voxels) is larger than the model's input box ({box}): its edges "
+            "were centre-cropped away")  # fmt: skip
+
+
 def read_padded(arr, origin: Sequence[int], size: Sequence[int]) -> np.ndarray:
     """Read arr[origin : origin+size] with zeros where the box leaves the array."""
     shape = arr.shape

@@ -3,7 +3,9 @@
 The unit of work is a session's group of co-registered scans (one grid): they share one crop
 and are stackable as channels. A worker writes arrays first and the record last, each
 atomically, so a killed run resumes by skipping sessions whose records exist and match the
-source files. Bad inputs become one line each in errors.jsonl; they never stop the run.
+source files. Bad inputs become one line each in errors.jsonl; they never stop the run. What is
+kept but changed (a label map on none of its session's grids, so not used) is one line each in
+warnings.jsonl, and stays in the scans' records so that a resumed run reports it again.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class PrepareResult:
     n_skipped: int = 0
     n_scans: int = 0
     errors: list[dict] = field(default_factory=list)
+    warnings: list[dict] = field(default_factory=list)
 
 
 def _fingerprint(path: str) -> list:
@@ -66,10 +69,10 @@ def _marker(store: Path, e: ScanEntry) -> tuple[Path, Path]:
     return store / "records" / f"{sid}.json", store / "failed" / f"{sid}.json"
 
 
-def _done(store: Path, ents: list[ScanEntry]) -> list[dict] | None:
-    """Earlier errors of this session if every scan was finished or failed on the same file
-    (a changed file is retried), else None."""
-    errors = []
+def _done(store: Path, ents: list[ScanEntry]) -> tuple[list[dict], list[dict]] | None:
+    """Earlier (errors, warnings) of this session if every scan was finished or failed on the
+    same file (a changed file is retried), else None."""
+    errors, warnings = [], []
     for e in ents:
         for i, mark in enumerate(_marker(store, e)):
             try:
@@ -77,16 +80,19 @@ def _done(store: Path, ents: list[ScanEntry]) -> list[dict] | None:
                 if rec["source_fingerprint"] == _fingerprint(e.path):
                     if i == 1:
                         errors.append(rec["error"])
+                    else:
+                        earlier = json.loads(rec.get("warnings") or "[]")
+                        warnings += [w for w in earlier if w not in warnings]
                     break
             except (ValueError, KeyError, OSError):
                 continue
         else:
             return None
-    return errors
+    return errors, warnings
 
 
-def _error(path: str, problem: str, entry: ScanEntry | None = None) -> dict:
-    err = {"path": path, "error": problem}
+def _error(path: str, problem: str, entry: ScanEntry | None = None, kind: str = "error") -> dict:
+    err = {"path": path, kind: problem}
     if entry is not None:
         err.update(subject=entry.subject, session=entry.session, sequence=entry.sequence)
     return err
@@ -123,19 +129,50 @@ def _coregistered(
     return groups
 
 
+Label = Volume | InputError | None  # a group's label map, the error reading it, or none
+
+
+def _labels(
+    groups: list[list[tuple[ScanEntry, Volume]]],
+) -> tuple[list[Label], list[tuple[ScanEntry, str]]]:
+    """The label map each grid group of a session takes (read once per file), and the label
+    files that fit none of the session's grids: (entry, problem) each, to warn about. With one
+    grid the label must fit it (a mismatch is that group's error); with several, it goes to the
+    grids of its shape."""
+    read: dict[str, Label] = {}
+    for g in groups:
+        path = g[0][0].seg_path
+        if path and path not in read:
+            try:
+                read[path] = read_volume(path, label=True)
+            except InputError as err:
+                read[path] = err
+    picks: list[Label] = []
+    for g in groups:
+        lab = read.get(g[0][0].seg_path or "")
+        if len(groups) > 1 and isinstance(lab, Volume) and lab.shape != g[0][1].shape:
+            lab = None  # the label belongs to another grid of this session
+        picks.append(lab)
+    unused = []
+    for path, lab in read.items():
+        if isinstance(lab, Volume) and not any(p is lab for p in picks):
+            e0 = next(g[0][0] for g in groups if g[0][0].seg_path == path)
+            grids = ", ".join(str(tuple(g[0][1].shape)) for g in groups)
+            unused.append((e0, f"label shape {lab.shape} matches none of the session's grids "
+                               f"({grids}): the label is not used, so the session has no "
+                               "segmentation label"))  # fmt: skip
+    return picks, unused
+
+
 def _preprocess(
-    root: Path, group: list[tuple[ScanEntry, Volume]], several_grids: bool, cfg: PrepareConfig
+    root: Path, group: list[tuple[ScanEntry, Volume]], label: Label, cfg: PrepareConfig
 ) -> tuple[Preprocessed | None, list[dict]]:
     """The group preprocessed with its label map, or None and one error per scan (each also
     marked failed) when an input is bad or preprocessing breaks."""
-    e0 = group[0][0]
-    seg = None
     try:
-        if e0.seg_path:
-            seg = read_volume(e0.seg_path, label=True)
-            if seg.shape != group[0][1].shape and several_grids:
-                seg = None  # the label belongs to another grid of this session
-        return preprocess_group([v for _, v in group], cfg.preprocess, seg), []
+        if isinstance(label, InputError):
+            raise label
+        return preprocess_group([v for _, v in group], cfg.preprocess, label), []
     except InputError as err:
         return None, [_fail(root, e, err.path, err.problem) for e, _ in group]
     except (ValueError, RuntimeError, MemoryError) as err:
@@ -193,6 +230,10 @@ def _write_scan(
         "dtype": str(img.dtype),
         "nbytes": nbytes,
         "seg": shared["seg"],
+        "seg_source": shared["seg_source"],
+        "seg_range": shared["seg_range"],
+        "seg_dropped": shared["seg_dropped"],
+        "warnings": json.dumps(shared["warnings"]),  # a string: the manifest stays flat
         "locs": shared["locs"],
         "label": e.label,
         "quality": e.quality,
@@ -208,14 +249,18 @@ def _write_group(
     group: list[tuple[ScanEntry, Volume]],
     pre: Preprocessed,
     cfg: PrepareConfig,
+    label: dict,
 ) -> int:
-    """Write a preprocessed group into the store. Returns the number of scans written."""
+    """Write a preprocessed group into the store. Returns the number of scans written.
+    `label`: seg_source and seg_range (its values' extent, checked against a task's classes),
+    or seg_dropped and the session's warnings; kept in every scan's record."""
     seg_rel, locs_rel = _write_label_and_locs(root, gid, pre, cfg)
     shared = {
         "group": gid,
         "seg": seg_rel,
         "locs": locs_rel,
         "geometry": json.dumps(pre.geometry.to_json()),
+        **label,
     }
     written = 0
     for (e, v), img, st in zip(group, pre.images, pre.stats):
@@ -226,20 +271,34 @@ def _write_group(
 
 def process_session(
     ents: list[ScanEntry], store: str, cfg: PrepareConfig
-) -> tuple[int, list[dict]]:
-    """Preprocess one session into the store. Returns (scans written, errors)."""
+) -> tuple[int, list[dict], list[dict]]:
+    """Preprocess one session into the store. Returns (scans written, errors, warnings)."""
     root = Path(store)
     vols, errors = _read_scans(root, ents)
     groups = _coregistered(vols)
+    labels, unused = _labels(groups)
+    warnings = [_error(e.seg_path or "", msg, e, kind="warning") for e, msg in unused]
+    dropped = ", ".join(e.seg_path or "" for e, _ in unused) or None
     written = 0
-    for gi, group in enumerate(groups):
+    for gi, (group, label) in enumerate(zip(groups, labels)):
         e0 = group[0][0]
         gid = scan_id(e0.dataset, e0.subject, e0.session, f"g{gi}")
-        pre, errs = _preprocess(root, group, len(groups) > 1, cfg)
+        pre, errs = _preprocess(root, group, label, cfg)
         errors.extend(errs)
         if pre is not None:
-            written += _write_group(root, gid, group, pre, cfg)
-    return written, errors
+            kept = _label_fields(label, pre, dropped, warnings)
+            written += _write_group(root, gid, group, pre, cfg, kept)
+    return written, errors, warnings
+
+
+def _label_fields(label: Label, pre: Preprocessed, dropped: str | None, warnings: list) -> dict:
+    """The label facts each scan record of a group keeps (see `_write_group`)."""
+    if isinstance(label, Volume) and pre.label is not None:
+        vals = np.rint(label.data)
+        extent = [int(vals.min()), int(vals.max())]
+        return {"seg_source": label.path, "seg_range": extent, "seg_dropped": None,
+                "warnings": warnings}  # fmt: skip
+    return {"seg_source": None, "seg_range": None, "seg_dropped": dropped, "warnings": warnings}
 
 
 def _fail(root: Path, e: ScanEntry, path: str, problem: str) -> dict:
@@ -282,7 +341,7 @@ def _known_modalities(
             e.modality = cfg.modality_map[e.sequence.lower()]
         if e.modality is None:
             msg = f"unknown sequence {e.sequence!r}; map it with --map {e.sequence}=<modality>"
-            _collect(res, 0, [_error(e.path, msg, e)], log, count=False)
+            _collect(res, 0, [_error(e.path, msg, e)], [], log, count=False)
         else:
             known.append(e)
     return known
@@ -298,7 +357,7 @@ def _pending(
         if earlier is None:
             todo.append(s)
         else:
-            _collect(res, 0, earlier, log, count=False)
+            _collect(res, 0, *earlier, log, count=False)
     return todo
 
 
@@ -307,14 +366,13 @@ def _run_sessions(
     store: Path,
     cfg: PrepareConfig,
     workers: int,
-    done: Callable[[int, list[dict]], None],
+    done: Callable[[int, list[dict], list[dict]], None],
 ) -> None:
     """`process_session` over `todo`, here or in a spawn pool of `workers` processes; `done`
-    gets each result (scans written, errors) as it arrives."""
+    gets each result (scans written, errors, warnings) as it arrives."""
     if workers <= 1:
-        results = (process_session(s, str(store), cfg) for s in todo)
-        for written, errs in results:
-            done(written, errs)
+        for result in (process_session(s, str(store), cfg) for s in todo):
+            done(*result)
         return
     import multiprocessing as mp
 
@@ -323,8 +381,7 @@ def _run_sessions(
     ) as pool:
         futs = [pool.submit(process_session, s, str(store), cfg) for s in todo]
         for f in as_completed(futs):
-            written, errs = f.result()
-            done(written, errs)
+            done(*f.result())
 
 
 def prepare(
@@ -354,27 +411,32 @@ def prepare(
     res.n_sessions, res.n_skipped = len(sessions), len(sessions) - len(todo)
     bar = tqdm(total=len(todo), desc=f"prepare {layout}", unit="session", disable=not progress)
 
-    def done(written: int, errs: list[dict]) -> None:
-        _collect(res, written, errs, log)
+    def done(written: int, errs: list[dict], warns: list[dict]) -> None:
+        _collect(res, written, errs, warns, log)
         bar.update()
 
     _run_sessions(todo, store, cfg, workers, done)
     bar.close()
     suffix = "" if n == 1 else f".shard-{i}-of-{n}"
-    atomic_write_text(
-        store / f"errors{suffix}.jsonl", "".join(json.dumps(e) + "\n" for e in res.errors)
-    )
+    for name, items in (("errors", res.errors), ("warnings", res.warnings)):
+        lines = "".join(json.dumps(e) + "\n" for e in items)
+        atomic_write_text(store / f"{name}{suffix}.jsonl", lines)
     if n == 1:
         merge(store, {"layout": layout, "source": str(raw), "version": __version__})
     return res
 
 
-def _collect(res: PrepareResult, written: int, errs: list[dict], log, count: bool = True) -> None:
+def _collect(
+    res: PrepareResult, written: int, errs: list[dict], warns: list[dict], log, count: bool = True
+) -> None:
     res.n_done += int(count)
     res.n_scans += written
     for e in errs:
         res.errors.append(e)
         log(f"error: {e['path']}: {e['error']}")
+    for w in warns:
+        res.warnings.append(w)
+        log(f"warning: {w['subject']}/{w['session']}: {w['path']}: {w['warning']}")
 
 
 def _check_plan(store: Path, cfg: PrepareConfig) -> None:

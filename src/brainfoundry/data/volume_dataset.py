@@ -3,18 +3,26 @@
 Case-level tasks (a class or an age per session) must see the whole brain: a random crop that
 carries the volume's label (the FOMO25 baseline) trains on crops that may hold no lesion at all.
 The box is padded with zeros (background after z-scoring) or centre-cropped where the brain is
-larger. Same sample convention and per-item seeding as `PatchDataset`.
+larger; `crop_warnings` names every session that loses voxels so, for the run's warnings. Same
+sample convention and per-item seeding as `PatchDataset`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError
-from .dataset import StoreSamples, augment_sample, centre_origin, read_sample, session_items
+from .dataset import (
+    StoreSamples,
+    augment_sample,
+    centre_origin,
+    crop_warning,
+    read_sample,
+    session_items,
+)
 from .store import Store
 
 
@@ -23,6 +31,20 @@ def auto_shape(store: Store, multiple: int = 16) -> tuple[int, int, int]:
     shapes = np.array(store.manifest["shape"].tolist())
     big = shapes.max(axis=0)
     return tuple(int(-(-s // multiple) * multiple) for s in big)  # type: ignore[return-value]
+
+
+def crop_warnings(store: Store, keys: Iterable[str], size: Sequence[int]) -> list[str]:
+    """One warning per session of `keys` whose stored brain is larger than the `size` box, and
+    so centre-cropped by `VolumeDataset` and `inference.core.centre_box`; naming the session."""
+    m = store.manifest
+    first = m.drop_duplicates("group").set_index("group")
+    out = []
+    for key in keys:
+        r = first.loc[key]
+        w = crop_warning(list(r["shape"]), size, f"session {r['subject']}/{r['session']}")
+        if w is not None:
+            out.append(w)
+    return out
 
 
 class VolumeDataset(StoreSamples):

@@ -36,6 +36,8 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "pearson_r": True,
     "interval_coverage": True,
     "interval_width": False,
+    "median_interval_width": False,
+    "interval_score": False,
 }
 _ALIASES = {"r": "pearson_r", "pearson": "pearson_r", "auc": "auroc", "ap": "auprc"}
 
@@ -215,3 +217,27 @@ def interval_width(lo, hi):
     if (hi < lo).any():
         raise ValueError("interval bounds must satisfy lo <= hi")
     return _scalar((hi - lo).mean(-1))
+
+
+@METRICS.register("median_interval_width")
+@batched
+def median_interval_width(lo, hi):
+    """Median width hi - lo: the typical interval a clinician sees (one huge interval moves the
+    mean, not this)."""
+    lo, hi = _floats(lo, hi)
+    if (hi < lo).any():
+        raise ValueError("interval bounds must satisfy lo <= hi")
+    return _scalar(np.median(hi - lo, axis=-1))
+
+
+@METRICS.register("interval_score")
+@batched
+def interval_score(label, lo, hi, alpha: float = 0.05):
+    """Mean interval (Winkler) score of central (1 - alpha) intervals, Gneiting & Raftery (2007):
+    width + (2 / alpha) x the distance by which the truth falls outside. A proper score: it
+    rewards sharpness and coverage together, so a valid but needlessly wide interval loses."""
+    label, lo, hi = _floats(label, lo, hi)
+    if (hi < lo).any():
+        raise ValueError("interval bounds must satisfy lo <= hi")
+    miss = np.maximum(lo - label, 0.0) + np.maximum(label - hi, 0.0)
+    return _scalar((hi - lo + (2.0 / alpha) * miss).mean(-1))

@@ -164,6 +164,16 @@ def figure_sections(
     return _segmentation_sections(predictions, volumes, n_montage)
 
 
+def warning_sections(summary: dict) -> list[Section]:
+    """The summary's warnings (what was dropped, cropped or implausible), first after the
+    metrics, so a reader sees them before the figures; none when there are none."""
+    warns = summary.get("warnings") or []
+    if not warns:
+        return []
+    text = " ".join(f"({i}) {w}" for i, w in enumerate(warns, 1))
+    return [Section("warnings", f"Warnings ({len(warns)})", note=text)]
+
+
 def write_report(
     out_dir: str | Path,
     task_type: str,
@@ -180,12 +190,15 @@ def write_report(
     `metrics` is `summarize`'s dict (computed if None). For segmentation, `volumes` gives
     `(image, true_mask, pred_mask[, spacing])` (RAS arrays, [X, Y, Z] or [C, X, Y, Z]) for a
     case id, as a mapping or a loader called only for the `n_montage` best and worst by Dice.
-    `details` (model, checkpoint, NSD tolerance, ...) is shown as a table.
+    `details` (model, checkpoint, NSD tolerance, ...) is shown as a table; the summary's
+    `warnings` list, if any, as a section after the metrics.
     """
     check_predictions(task_type, predictions)
     summary = metrics if metrics is not None else summarize(task_type, predictions)
     m = summary.get("metrics", {})
-    sections = figure_sections(task_type, predictions, m, volumes, n_montage)
+    sections = warning_sections(summary) + figure_sections(
+        task_type, predictions, m, volumes, n_montage
+    )
     title = title or f"brainfoundry evaluation: {task_type}"
     text = report_html.page(title, summary, len(predictions), sections, details)
     out = Path(out_dir)

@@ -17,7 +17,15 @@ import pandas as pd
 
 from ..errors import ConfigError
 from .metrics import METRICS, canonical_name
-from .statistics import PairedDiff, bootstrap_ci, case_mean, paired_bootstrap_diff
+from .statistics import (
+    PairedDiff,
+    bootstrap_ci,
+    case_mean,
+    hierarchical_paired_diff,
+    p_value,
+    paired_resamples,
+    percentile_ci,
+)
 
 # the predictions-table columns each case-level metric reads, truth first
 COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -31,6 +39,8 @@ COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
         "pearson_r": ("label", "pred"),
         "interval_coverage": ("label", "lo", "hi"),
         "interval_width": ("lo", "hi"),
+        "median_interval_width": ("lo", "hi"),
+        "interval_score": ("label", "lo", "hi"),
     },
     "segmentation": {name: (name,) for name in ("dice", "nsd", "hd95")},
 }
@@ -114,11 +124,29 @@ def paired_diff(
     threshold: float = 0.5,
 ) -> PairedDiff:  # fmt: skip
     """metric(a) - metric(b) on the same cases (rows aligned), by paired bootstrap."""
+    return paired_diff_seeds(task_type, name, [(a, b)], n_boot=n_boot, threshold=threshold)
+
+
+def paired_diff_seeds(
+    task_type: str, name: str, pairs: list[tuple[pd.DataFrame, pd.DataFrame]], *, n_boot: int,
+    threshold: float = 0.5,
+) -> PairedDiff:  # fmt: skip
+    """Mean over seeds of metric(a) - metric(b), each seed's tables rows-aligned on the same
+    cases: a paired bootstrap over cases for one seed, a hierarchical one (seeds, then cases
+    within seeds) for several (`statistics.hierarchical_paired_diff`)."""
     fn, has_truth = _function(task_type, name, threshold)
-    xa, xb = _arrays(task_type, name, a), _arrays(task_type, name, b)
-    truth = xa[0] if has_truth else None
-    pa, pb = (xa[1:], xb[1:]) if has_truth else (xa, xb)
-    return paired_bootstrap_diff(
-        fn, tuple(pa) if len(pa) > 1 else pa[0], tuple(pb) if len(pb) > 1 else pb[0], truth,
-        n=n_boot, strata=_strata(task_type, a),
-    )  # fmt: skip
+    points, draws = [], []
+    for i, (a, b) in enumerate(pairs):
+        xa, xb = _arrays(task_type, name, a), _arrays(task_type, name, b)
+        truth = xa[0] if has_truth else None
+        pa, pb = (xa[1:], xb[1:]) if has_truth else (xa, xb)
+        point, stats = paired_resamples(
+            fn, tuple(pa) if len(pa) > 1 else pa[0], tuple(pb) if len(pb) > 1 else pb[0], truth,
+            n=n_boot, seed=i, strata=_strata(task_type, a),
+        )  # fmt: skip
+        points.append(point)
+        draws.append(stats)
+    if len(pairs) == 1:
+        lo, hi, n_valid = percentile_ci(draws[0], 0.05, "paired_bootstrap_diff")
+        return PairedDiff(points[0], lo, hi, p_value(draws[0]), 0.05, n_boot, n_valid)
+    return hierarchical_paired_diff(draws, points)

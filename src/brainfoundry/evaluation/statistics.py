@@ -98,7 +98,7 @@ def _check(arrays: Sequence) -> list[np.ndarray]:
     return arrays
 
 
-def _percentiles(values: np.ndarray, alpha: float, what: str) -> tuple[float, float, int]:
+def percentile_ci(values: np.ndarray, alpha: float, what: str) -> tuple[float, float, int]:
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
     ok = values[np.isfinite(values)]
@@ -133,7 +133,7 @@ def bootstrap_ci(
     estimate = float(metric_fn(*arrays))
     idx = resample_indices(len(arrays[0]), n, seed, strata)
     stats = _resampled(metric_fn, arrays, idx, vec)
-    lo, hi, n_valid = _percentiles(stats, alpha, "bootstrap_ci")
+    lo, hi, n_valid = percentile_ci(stats, alpha, "bootstrap_ci")
     return BootstrapCI(estimate, lo, hi, alpha, n, n_valid)
 
 
@@ -157,6 +157,19 @@ def paired_bootstrap_diff(
     Dice). The two-sided p-value is 2 x the smaller bootstrap tail beyond 0, with the +1
     correction so it is never reported as exactly 0 from finitely many resamples.
     """
+    point, stats = paired_resamples(
+        metric_fn, a_pred, b_pred, truth, n=n, seed=seed, strata=strata, batched=batched
+    )
+    lo, hi, n_valid = percentile_ci(stats, alpha, "paired_bootstrap_diff")
+    return PairedDiff(point, lo, hi, p_value(stats), alpha, n, n_valid)
+
+
+def paired_resamples(
+    metric_fn: Callable, a_pred, b_pred, truth=None, *, n: int = 2000, seed: int = 0,
+    strata=None, batched: bool | None = None,
+) -> tuple[float, np.ndarray]:  # fmt: skip
+    """(point difference, its `n` case-resampled differences): `paired_bootstrap_diff`'s
+    inputs, kept so that several seeds' resamples can be pooled hierarchically."""
     a = tuple(a_pred) if isinstance(a_pred, tuple) else (a_pred,)
     b = tuple(b_pred) if isinstance(b_pred, tuple) else (b_pred,)
     head = () if truth is None else (truth,)
@@ -167,17 +180,17 @@ def paired_bootstrap_diff(
         return metric_fn(*xs[:k], *xs[k : k + na]) - metric_fn(*xs[:k], *xs[k + na :])
 
     vec = getattr(metric_fn, "batched", False) if batched is None else batched
-    point = float(diff(*arrays))
     idx = resample_indices(len(arrays[0]), n, seed, strata)
-    stats = _resampled(diff, arrays, idx, vec)
-    lo, hi, n_valid = _percentiles(stats, alpha, "paired_bootstrap_diff")
+    return float(diff(*arrays)), _resampled(diff, arrays, idx, vec)
+
+
+def p_value(stats: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of "no difference": 2 x the smaller tail, +1 corrected."""
     ok = stats[np.isfinite(stats)]
-    if ok.size:
-        tail = min((ok <= 0).sum(), (ok >= 0).sum())
-        p = min(1.0, 2.0 * (tail + 1) / (ok.size + 1))
-    else:
-        p = float("nan")
-    return PairedDiff(point, lo, hi, float(p), alpha, n, n_valid)
+    if not ok.size:
+        return float("nan")
+    tail = min((ok <= 0).sum(), (ok >= 0).sum())
+    return float(min(1.0, 2.0 * (tail + 1) / (ok.size + 1)))
 
 
 def mean_sd_over_seeds(values) -> dict[str, float | int]:
@@ -191,3 +204,24 @@ def mean_sd_over_seeds(values) -> dict[str, float | int]:
     mean = float(ok.mean()) if ok.size else float("nan")
     sd = float(ok.std(ddof=1)) if ok.size > 1 else float("nan")
     return {"mean": mean, "sd": sd, "n": int(ok.size), "n_missing": int(v.size - ok.size)}
+
+
+def hierarchical_paired_diff(
+    diffs_per_group: Sequence[np.ndarray], points: Sequence[float], *, alpha: float = 0.05,
+    seed: int = 0,
+) -> PairedDiff:  # fmt: skip
+    """Two-level bootstrap of a mean paired difference over groups (fine-tuning seeds): each
+    resample draws groups with replacement, then one case-level resample within each drawn
+    group (`diffs_per_group[g]` holds that group's paired-bootstrap differences, one per
+    case resample), and averages. So the CI carries the seed-to-seed spread as well as the
+    test cases'; with one group it is that group's paired bootstrap."""
+    if not diffs_per_group or len(diffs_per_group) != len(points):
+        raise ValueError("one array of case-resampled differences and one point per group")
+    g, n = len(diffs_per_group), min(len(d) for d in diffs_per_group)
+    stack = np.stack([np.asarray(d, dtype=np.float64)[:n] for d in diffs_per_group])
+    rng = np.random.default_rng(seed)
+    groups = rng.integers(0, g, size=(n, g)) if g > 1 else np.zeros((n, 1), dtype=int)
+    cases = rng.integers(0, n, size=(n, g)) if g > 1 else np.arange(n)[:, None]
+    stats = stack[groups, cases].mean(axis=1)
+    lo, hi, n_valid = percentile_ci(stats, alpha, "hierarchical_paired_diff")
+    return PairedDiff(float(np.mean(points)), lo, hi, p_value(stats), alpha, n, n_valid)

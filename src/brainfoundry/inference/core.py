@@ -39,7 +39,8 @@ def stack_channels(chans: Sequence[np.ndarray | None]) -> tuple[np.ndarray, np.n
 
 def centre_box(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
     """The `size` box centred on a session [C, *S], zero-padded where the brain is smaller and
-    centre-cropped where larger: the whole-brain view `VolumeDataset` trains case heads on."""
+    centre-cropped where larger: the whole-brain view `VolumeDataset` trains case heads on.
+    Callers say when it crops (`data.dataset.crop_warning`)."""
     origin = centre_origin(image.shape[1:], size)
     return np.stack([read_padded(c, origin, size) for c in image])
 

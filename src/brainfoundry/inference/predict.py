@@ -9,8 +9,10 @@ order, the spacing and the normalisation; the scans get exactly the preprocessin
 Outputs, all written atomically (a temporary name, then a rename: never a partial file):
 - classification: OUTPUT.txt with P(positive); regression: OUTPUT.txt with the value (repr,
   full precision); segmentation: OUTPUT.nii.gz, {0,1} uint8, the input's shape and affine;
-- OUTPUT.json beside it: the uncertainty (calibrated 95% interval, probability, spread over
-  the ensemble, lesion volume) and provenance; OUTPUT.png: a QC montage.
+- OUTPUT.json beside it: the uncertainty (95% interval with the guarantee its calibration
+  gives, probability, spread over the ensemble, lesion volume), provenance and warnings (a brain
+  centre-cropped to the model's box; a value outside the physically possible range or far
+  outside the training labels, `tasks.output_range`); OUTPUT.png: a QC montage.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from ..data.dataset import crop_warning
 from ..errors import InputError
 from ..io.atomic import atomic_write_text
 from ..io.modalities import alternatives, canonical_modality, resolve_channels
@@ -143,14 +146,19 @@ class Predictor:
 
     def _case(self, s: Session) -> dict:
         """The members' mean class probability or value, with the ensemble's uncertainty."""
+        from ..tasks.output_range import ensemble_range
+
         size = input_size(self.card)
         res = [case_outputs(m.model, [s.image], [s.present], size) for m in self.members]
-        calibration = self.card.extra.get("calibration", {}).get("method")
+        calibration = _calibration([m.card for m in self.members])
         if self.spec.type == "classification":
             out = _classification_summary([float(r["prob"][0]) for r in res], calibration)
         else:
-            out = _regression_summary(res, getattr(self.spec, "unit", None), calibration)
-        return {**out, "warnings": _cropped(s.image.shape[1:], size)}
+            ranges = [m.card.extra.get("output_range") for m in self.members]
+            limits = ensemble_range(ranges, self.spec.range, self.spec.unit)
+            out = _regression_summary(res, self.spec.unit or None, calibration, limits)
+        crop = crop_warning(s.image.shape[1:], size)
+        return {**out, "warnings": ([crop] if crop else []) + out.get("warnings", [])}
 
 
 def load_inputs(chosen: list[Path | None]) -> tuple[list[Volume], list[int]]:
@@ -195,16 +203,19 @@ def _lesion_uncertainty(probs: list[np.ndarray], prob: np.ndarray, mask, spacing
     }
 
 
-def _cropped(shape, size) -> list[str]:
-    """A brain larger than the box the model was trained on is centre-cropped to it: say so."""
-    if all(int(a) <= int(b) for a, b in zip(shape, size)):
-        return []
-    brain, box = " x ".join(map(str, shape)), " x ".join(map(str, size))
-    return [f"the brain ({brain} voxels) is larger than the model's input box ({box}): its "
-            "edges were centre-cropped away"]  # fmt: skip
+def _calibration(cards: list[ModelCard]) -> dict | None:
+    """The interval's calibration as each card stores it (method, coverage, n, whether it is
+    finite-sample valid, ...): one seed's as it is, an ensemble's per seed."""
+    cals = [c.extra.get("calibration") for c in cards]
+    if all(c is None for c in cals):
+        return None
+    if len(cals) == 1:
+        return dict(cals[0] or {})
+    return {"per_seed": cals, "note": "the interval is the mean of the seeds' intervals; each "
+            "seed's guarantee holds for its own interval, not for the mean"}  # fmt: skip
 
 
-def _classification_summary(ps: list[float], calibration: str | None) -> dict:
+def _classification_summary(ps: list[float], calibration: dict | None) -> dict:
     p = float(np.mean(ps))
     return {
         "value": p,
@@ -218,20 +229,35 @@ def _classification_summary(ps: list[float], calibration: str | None) -> dict:
     }
 
 
-def _regression_summary(res: list[dict], unit: str | None, calibration: str | None) -> dict:
+def _regression_summary(
+    res: list[dict], unit: str | None, calibration: dict | None, limits: dict
+) -> dict:
+    """The members' mean value and interval; the interval clipped at the physical limits (the
+    unclipped one kept beside it), and the value checked against `limits` (never clipped)."""
+    from ..tasks.output_range import check, value_warnings
+
     preds, sig, lo, hi = (
         np.array([float(r[k][0]) for r in res]) for k in ("pred", "sigma", "lo", "hi")
     )
-    return {
-        "value": float(preds.mean()),
-        "uncertainty": {
-            "interval_95": [float(lo.mean()), float(hi.mean())],
-            "sigma": float(np.sqrt(np.mean(sig**2) + np.var(preds))),
-            "ensemble_sd": _sd(preds.tolist()),
-            "unit": unit,
-            "calibration": calibration,
-        },
+    value, raw = float(preds.mean()), [float(lo.mean()), float(hi.mean())]
+    flags = check(limits, value, *raw)
+    uncertainty = {
+        "interval_95": [float(flags["lo"][0]), float(flags["hi"][0])],
+        "sigma": float(np.sqrt(np.mean(sig**2) + np.var(preds))),
+        "ensemble_sd": _sd(preds.tolist()),
+        "unit": unit,
+        "calibration": calibration or "none: the head's Gaussian interval, not calibrated",
     }
+    clipped = bool(flags["interval_clipped"][0])
+    if clipped:
+        uncertainty["interval_95_unclipped"] = raw
+    plausibility: dict[str, object] = {
+        k: bool(flags[k][0]) for k in ("outside_physical", "far_from_training")
+    }
+    plausibility.update(interval_clipped=clipped, limits=limits)
+    warnings = value_warnings(limits, value) + ([limits["note"]] if "note" in limits else [])
+    return {"value": value, "uncertainty": uncertainty, "warnings": warnings,
+            "plausibility": plausibility}  # fmt: skip
 
 
 def _sd(values: list[float]) -> float:
@@ -267,6 +293,8 @@ def write_outputs(
     main.parent.mkdir(parents=True, exist_ok=True)
     info = {k: result[k] for k in ("task", "kind", "members", "uncertainty", "inputs")}
     info["warnings"] = result.get("warnings", [])
+    if "plausibility" in result:
+        info["plausibility"] = result["plausibility"]
     info["output"] = main.name
     info["seconds"] = round(result["seconds"], 3)
     if "value" in result:

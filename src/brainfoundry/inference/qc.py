@@ -16,7 +16,13 @@ def _title(result: dict) -> str:
         return f"{result['task']}: P(positive) = {result['value']:.3f}"
     if result["kind"] == "regression":
         lo, hi = u.get("interval_95", [float("nan")] * 2)
-        return f"{result['task']}: {result['value']:.1f} (95% interval {lo:.1f} to {hi:.1f})"
+        text = f"{result['task']}: {result['value']:.1f} (95% interval {lo:.1f} to {hi:.1f})"
+        flags = result.get("plausibility", {})
+        if flags.get("outside_physical"):
+            text += "\nIMPLAUSIBLE: outside the possible range (see the .json)"
+        elif flags.get("far_from_training"):
+            text += "\nIMPLAUSIBLE: far outside the training labels (see the .json)"
+        return text
     return f"{result['task']}: lesion {u.get('lesion_volume_ml', 0.0):.2f} ml"
 
 

@@ -2,7 +2,10 @@
 
 It says how to rebuild the network (`arch`, the dict `Backbone.arch()` returns) and what the
 weights expect of their input: modalities in channel order, voxel spacing, intensity
-normalisation and patch size. Stored as `card.json` beside `model.safetensors`.
+normalisation and patch size. Stored as `card.json` beside `model.safetensors`. A fine-tuned
+task model adds its contract under `extra`: the task spec, the head's arguments, the interval's
+calibration and, for regression, `output_range` (the physical limits and the training labels'
+extent its outputs are checked against, `tasks.output_range`).
 """
 
 from __future__ import annotations

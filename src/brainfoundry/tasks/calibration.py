@@ -1,10 +1,17 @@
-"""Calibrate the regression head's 95% interval on held-out fine-tuning cases.
+"""Calibrate the regression head's 95% interval, and say which guarantee holds.
 
-A Gaussian head's σ is often too small or too large on a few hundred cases, so the interval
-μ ± s·σ uses the scale s that split conformal prediction gives (Lei et al. 2018, with
-normalised residuals |y - μ| / σ as the score): the ⌈(n+1)(1-α)⌉-th smallest score. With
-fewer than 1/α - 1 held-out cases that rank does not exist; we then take the largest score and
-say so (`finite_sample_valid: false`) rather than pretend.
+Two methods, chosen by what the kept model is (`selection.calibrate`):
+- **jackknife+** (Barber et al., Ann. Statist. 2021) when the kept model is the closed-form
+  linear probe: the probe is refitted without each labelled fine-tuning case in turn (training
+  and validation cases alike, so n is large enough for a 95% rank), and the interval at a new
+  case is the ⌊α(n+1)⌋-th / ⌈(1-α)(n+1)⌉-th order statistic of μ₋ᵢ(x) ∓ Rᵢ. For exchangeable
+  cases it covers at least 1-2α in finite samples (about 1-α in practice). Validation chose
+  nothing here, so no case is used twice.
+- **split conformal** (Lei et al. 2018, normalised residual |y - μ| / σ) on the validation cases
+  when a trained checkpoint was kept. Those cases also chose the checkpoint, so the finite-sample
+  guarantee does not hold; the result says so (`reused_for_selection`).
+With fewer than 1/α - 1 cases the ranks do not exist; we then take the extreme score and say so
+(`finite_sample_valid: false`) rather than pretend.
 """
 
 from __future__ import annotations
@@ -17,7 +24,8 @@ GAUSSIAN_95 = 1.959964
 
 
 def conformal_scale(label, mean, sigma, coverage: float = 0.95) -> dict:
-    """{"scale", "n", "coverage", "finite_sample_valid", "method"} from held-out cases."""
+    """{"scale", "n", "coverage", "finite_sample_valid", "guaranteed_coverage", "method"} from
+    held-out cases (the caller marks them `reused_for_selection` when they chose the model)."""
     y, mu, sd = (np.asarray(a, dtype=np.float64).ravel() for a in (label, mean, sigma))
     if not (y.shape == mu.shape == sd.shape):
         raise ValueError("label, mean and sigma must have the same length")
@@ -27,14 +35,65 @@ def conformal_scale(label, mean, sigma, coverage: float = 0.95) -> dict:
     out = {"n": n, "coverage": coverage, "method": "split-conformal (normalised residual)"}
     if n == 0:
         return {**out, "scale": GAUSSIAN_95, "finite_sample_valid": False,
-                "method": "gaussian (no held-out cases)"}  # fmt: skip
-    k = math.ceil((n + 1) * coverage)
+                "guaranteed_coverage": None, "method": "gaussian (no held-out cases)"}  # fmt: skip
+    k = ranks(n, coverage)[1]
     valid = k <= n
     scale = float(scores[min(k, n) - 1])
-    return {**out, "scale": max(scale, 1e-6), "finite_sample_valid": valid}
+    return {**out, "scale": max(scale, 1e-6), "finite_sample_valid": valid,
+            "guaranteed_coverage": coverage if valid else None}  # fmt: skip
+
+
+def ranks(n: int, coverage: float) -> tuple[int, int]:
+    """1-based (lower, upper) order-statistic ranks of a two-sided conformal interval from n
+    scores; a rank outside 1..n means the finite-sample interval is unbounded on that side."""
+    alpha = 1.0 - coverage
+    return math.floor(alpha * (n + 1)), math.ceil((1.0 - alpha) * (n + 1))
+
+
+def jackknife_plus(loo_pred, resid, coverage: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi) per case from leave-one-out predictions `loo_pred` [B, n] at B new cases and the
+    n leave-one-out residuals `resid` [n]; unbounded ranks fall back to the extreme values
+    (reported as `finite_sample_valid: false` by `jackknife_guarantee`)."""
+    mu = np.atleast_2d(np.asarray(loo_pred, dtype=np.float64))
+    r = np.asarray(resid, dtype=np.float64).ravel()
+    n = r.size
+    if mu.shape[1] != n or n == 0:
+        raise ValueError(f"jackknife+: {mu.shape[1]} leave-one-out models but {n} residuals")
+    k_lo, k_hi = ranks(n, coverage)
+    lo = np.sort(mu - r, axis=1)[:, min(max(k_lo, 1), n) - 1]
+    hi = np.sort(mu + r, axis=1)[:, min(max(k_hi, 1), n) - 1]
+    return lo, hi
+
+
+def jackknife_guarantee(n: int, coverage: float = 0.95) -> dict:
+    """The calibration record of a jackknife+ interval from n leave-one-out refits."""
+    k_lo, k_hi = ranks(n, coverage)
+    valid = n > 0 and k_lo >= 1 and k_hi <= n
+    return {
+        "method": "jackknife+ (leave-one-out refits of the linear probe)",
+        "n": int(n),
+        "coverage": coverage,
+        "finite_sample_valid": bool(valid),
+        "guaranteed_coverage": round(1.0 - 2.0 * (1.0 - coverage), 6) if valid else None,
+        "reused_for_selection": False,
+    }
 
 
 def interval(mean, sigma, scale: float) -> tuple[np.ndarray, np.ndarray]:
     """(lo, hi) = μ ∓ scale·σ."""
     mu, sd = np.asarray(mean, dtype=np.float64), np.asarray(sigma, dtype=np.float64)
     return mu - scale * sd, mu + scale * sd
+
+
+def calibration_text(cal: dict | None) -> str | None:
+    """One line for a report: the method, its cases and the guarantee that actually holds."""
+    if not cal:
+        return None
+    nominal = f"{100 * cal.get('coverage', 0.95):.0f}% nominal"
+    if cal.get("reused_for_selection"):
+        held = "no guarantee: these cases also chose the checkpoint"
+    elif cal.get("finite_sample_valid") and cal.get("guaranteed_coverage") is not None:
+        held = f"coverage >= {100 * cal['guaranteed_coverage']:.0f}% guaranteed in finite samples"
+    else:
+        held = "no finite-sample guarantee: too few cases for the rank"
+    return f"{cal.get('method')} on {cal.get('n')} cases, {nominal}; {held}"

@@ -55,22 +55,79 @@ def prepare_task_data(raw: str | Path, store: str | Path, pre: PreprocessConfig)
 def case_table(store: Store, spec: TaskSpec) -> pd.DataFrame:
     """One row per session: key (store group), case (subject), label (NaN for segmentation).
 
-    Sessions lacking a required (non-optional) channel are an error naming the case."""
+    Sessions lacking a required (non-optional) channel are an error naming the case, and so is
+    a segmentation label with values outside the task's classes (checked here, once per case,
+    so the loss never has to). Sessions without a label are not cases (`dropped_labels` says
+    which had one that prepare could not use)."""
     m = store.manifest
     rows = []
     for gid, g in m.groupby("group", sort=True):
         have = set(g["modality"])
         for entry in spec.modalities:
             if entry not in spec.optional and not have & set(alternatives(entry)):
-                raise InputError(g["source"].iloc[0], f"session lacks {entry} (task {spec.name})")
+                why = [w for w in prepare_errors(store) if f"/{g['session'].iloc[0]}/" in w
+                       and f"/{g['subject'].iloc[0]}/" in w]  # fmt: skip
+                raise InputError(g["source"].iloc[0], f"session lacks {entry} (task {spec.name})"
+                                 + (f"; prepare failed on {why[0]}" if why else ""))  # fmt: skip
         label = g["label"].iloc[0]
         has_seg = isinstance(g["seg"].iloc[0], str) and bool(g["seg"].iloc[0])
         if spec.type != "segmentation" and (label is None or pd.isna(label)):
             continue
         if spec.type == "segmentation" and not has_seg:
             continue
+        if spec.type == "segmentation":
+            check_label_classes(store, g.iloc[0], spec)
         rows.append({"key": str(gid), "case": str(g["subject"].iloc[0]), "label": label})
     return pd.DataFrame(rows, columns=["key", "case", "label"])
+
+
+def check_label_classes(store: Store, row: pd.Series, spec: TaskSpec) -> None:
+    """A session's label map must hold only the task's classes 0..K-1 (K = the head's outputs):
+    one line naming the label file otherwise. The extent was recorded from the source file at
+    prepare time; a store from before that is read back from its stored labels instead."""
+    n = spec.n_outputs
+    extent = row.get("seg_range")
+    if extent is None or (isinstance(extent, float) and np.isnan(extent)):
+        arr = np.asarray(store.label_array(row["scan_id"])[...])
+        extent = [int(arr.min()), int(arr.max())]
+    lo, hi = (int(v) for v in extent)
+    if lo < 0 or hi > n - 1:
+        source = row.get("seg_source")
+        path = source if isinstance(source, str) else store.root / str(row["seg"])
+        raise InputError(
+            path, f"label values {lo}..{hi} are outside the {n} classes (0..{n - 1}) of task "
+            f"{spec.name}: relabel the file (e.g. every lesion voxel 1) or leave the case out",
+        )  # fmt: skip
+
+
+def prepare_errors(store: Store) -> list[str]:
+    """One warning per input scan that prepare could not use (from the store's errors.jsonl),
+    so a case that vanished from fine-tuning or evaluation is said, not silently missing."""
+    path = Path(store.root) / "errors.jsonl"
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            e = json.loads(line)
+            out.append(f"{e.get('path')}: not prepared, so not used ({e.get('error')})")
+    return out
+
+
+def dropped_labels(store: Store, spec: TaskSpec) -> list[str]:
+    """One warning per session whose label map prepare could not use (on none of the session's
+    grids), so a segmentation task has one case fewer than the folder suggests."""
+    m = store.manifest
+    if spec.type != "segmentation" or "seg_dropped" not in m.columns:
+        return []
+    out = []
+    for _, g in m.groupby("group", sort=True):
+        r = g.iloc[0]
+        if isinstance(r["seg_dropped"], str) and not isinstance(r["seg"], str):
+            out.append(f"session {r['subject']}/{r['session']} is not a {spec.name} case: its "
+                       f"label {r['seg_dropped']} is on none of its grids (see the store's "
+                       "warnings.jsonl)")  # fmt: skip
+    return list(dict.fromkeys(out))  # a session of several grids is said once
 
 
 def few_shot_split(

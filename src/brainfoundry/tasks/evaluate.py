@@ -4,6 +4,10 @@ bootstrap CIs, an HTML report per seed, and mean ± sd over seeds in OUT/metrics
 The test folder is prepared with the model's own card (spacing, normalisation) into
 OUT/test_store. Segmentation masks are mapped back onto each input's grid and scored there
 against the reference `seg.nii.gz`, so Dice/NSD/HD95 are in millimetres of the input scan.
+What the numbers rest on but a table hides (sessions whose label prepare could not use, brains
+centre-cropped to the input box, regression outputs outside the card's output range, whose
+intervals are clipped as `predict` clips them) is logged and listed under "warnings" in each
+metrics.json and in the report.
 """
 
 from __future__ import annotations
@@ -14,12 +18,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..data.volume_dataset import crop_warnings
 from ..errors import InputError
 from ..evaluation import mean_sd_over_seeds, segmentation_case_metrics, summarize, write_report
 from ..inference.core import input_size, lesion_mask
 from ..models.card import ModelCard
-from .data import case_table, prepare_task_data, preprocess_config
+from .calibration import calibration_text
+from .data import (
+    case_table,
+    dropped_labels,
+    prepare_errors,
+    prepare_task_data,
+    preprocess_config,
+)
 from .model_io import load_task_model
+from .output_range import check_table, ensemble_range
 from .predict import predict_cases, predict_segmentation, session_volume
 
 
@@ -41,25 +54,24 @@ def evaluate(
     store = prepare_task_data(
         data, store_dir or out / "test_store", preprocess_config(card.spacing, card.normalization)
     )
-    per_seed = {}
+    per_seed, warned = {}, []
     for d in dirs:
         model, card, spec = load_task_model(d)
         cases = case_table(store, spec)
         if cases.empty:
             raise InputError(data, f"no labelled test cases for task {spec.name}")
-        size = input_size(card)
-        if spec.type == "segmentation":
-            preds, volumes = _segment(model, spec, store, cases, size, data)
-        else:
-            df = predict_cases(model, store, spec.channels, size, list(cases["key"]))
-            preds = cases.merge(df, on="key")
-            volumes = None
+        preds, volumes, warnings, checked = _predict_seed(model, card, spec, store, cases, data)
         preds = preds.drop(columns=["key"])
         preds.to_csv(d / "predictions.csv", index=False)
         summary = summarize(spec.type, preds, metrics=spec.metrics, n_boot=n_boot, seed=0)
         summary["task"] = spec.name
+        if "calibration" in card.extra:  # which guarantee the intervals carry
+            summary["calibration"] = card.extra["calibration"]
         if spec.type == "segmentation":
             summary["nsd_tolerance_mm"] = spec.nsd_tolerance_mm
+        if checked is not None:
+            summary["plausibility"] = checked
+        summary["warnings"] = warnings
         (d / "metrics.json").write_text(json.dumps(summary, indent=2))
         details = {
             "task": spec.name,
@@ -68,19 +80,44 @@ def evaluate(
             "strategy": card.extra.get("strategy", {}).get("name"),
             "training cases": card.data_summary.get("n_train"),
             "best validation step": card.extra.get("step"),
+            "interval calibration": calibration_text(card.extra.get("calibration")),
             "test data": str(data),
+            "warnings": len(warnings),
         }
         write_report(
             d, spec.type, preds, summary, title=f"{spec.name} — {d.name}",
             volumes=volumes, details=details,
         )  # fmt: skip
         per_seed[d.name] = summary["metrics"]
+        for w in warnings:
+            log(f"warning: {d.name}: {w}")
+        warned += [w for w in warnings if w not in warned]
         log(f"{d.name}: " + ", ".join(f"{k} {_est(v):.3f}" for k, v in summary["metrics"].items()))
     agg = _aggregate(per_seed)
     result = {"task": spec.name, "n_seeds": len(dirs), "n_cases": len(cases), "metrics": agg,
-              "per_seed": per_seed}  # fmt: skip
+              "per_seed": per_seed, "warnings": warned}  # fmt: skip
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def _predict_seed(model, card, spec, store, cases, data):
+    """(predictions with key, montage loader or None, warnings, plausibility summary or None):
+    what the seed predicts on the test cases, and what was lost or is implausible in it (labels
+    prepare could not use, brains centre-cropped to the input box, regression outputs outside
+    the card's output range)."""
+    size = input_size(card)
+    warnings = prepare_errors(store) + dropped_labels(store, spec)
+    if spec.type == "segmentation":
+        preds, volumes = _segment(model, spec, store, cases, size, data)
+        return preds, volumes, warnings, None
+    warnings += crop_warnings(store, cases["key"], size)
+    df = predict_cases(model, store, spec.channels, size, list(cases["key"]))
+    preds = cases.merge(df, on="key")
+    if spec.type != "regression":
+        return preds, None, warnings, None
+    limits = ensemble_range([card.extra.get("output_range")], spec.range, spec.unit)
+    preds, checked, found = check_table(preds, limits)
+    return preds, None, warnings + found, checked
 
 
 def _est(m) -> float:

@@ -4,6 +4,8 @@ Trainer with validation at every checkpoint, keep the best → a self-contained 
 OUT/store/            the fine-tuning data, prepared once and shared by the seeds
 OUT/seed_S/           model.safetensors + card.json (best on validation), splits.json,
                       config.yaml, val_metrics.json, log.csv, checkpoints/ (resumable)
+OUT/finetune.json     every seed's validation metrics, and the run's warnings (settings not
+                      used, sessions whose label was dropped, brains centre-cropped)
 The test set is never read here: `evaluate` prepares it separately.
 """
 
@@ -20,9 +22,18 @@ from ..config import save_config
 from ..errors import ConfigError
 from ..models.card import ModelCard
 from ..run_config import BackboneConfig, RunConfig, SamplingConfig
-from .data import case_table, few_shot_split, prepare_task_data, preprocess_config, write_splits
+from .data import (
+    case_table,
+    dropped_labels,
+    few_shot_split,
+    prepare_errors,
+    prepare_task_data,
+    preprocess_config,
+    write_splits,
+)
 from .heads import create_task_model
 from .model_io import build_backbone, report_dict
+from .output_range import output_range
 from .selection import Selection, calibrate, train_and_select
 from .spec import get_task
 from .strategies import StrategyConfig, describe, param_groups
@@ -96,6 +107,10 @@ def finetune(
     store = prepare_task_data(data, store_dir or out / "store", preprocess_config(spacing, norm))
     cases = case_table(store, spec)
     log(f"{spec.name}: {len(cases)} labelled fine-tuning cases at {list(spacing)} mm")
+    found = _data_warnings(cfg, spec, store, cases)
+    for w in found:
+        log(f"warning: {w}")
+    warnings += found
     results = {}
     for seed in cfg.seeds:
         results[int(seed)] = finetune_seed(cfg, spec, store, cases, out / f"seed_{seed}", seed, log)
@@ -120,6 +135,25 @@ def _init_overrides(cfg: FinetuneConfig, card: ModelCard | None, spacing, norm) 
     return out
 
 
+def _data_warnings(cfg: FinetuneConfig, spec, store, cases) -> list[str]:
+    """What the data loses before training, said out loud: scans prepare could not read,
+    sessions whose label map prepare could not use (a case fewer), and brains that the
+    case-level input box centre-crops."""
+    from ..data.volume_dataset import crop_warnings
+
+    out = prepare_errors(store) + dropped_labels(store, spec)
+    if spec.type != "segmentation":
+        out += crop_warnings(store, cases["key"], _case_box(cfg, store))
+    return out
+
+
+def _case_box(cfg: FinetuneConfig, store) -> tuple[int, ...]:
+    """The whole-volume input box of case-level tasks (default: every stored brain fits)."""
+    from ..data.volume_dataset import auto_shape
+
+    return tuple(cfg.data.volume_shape or auto_shape(store))
+
+
 def _augmentation(cfg: FinetuneConfig, size):
     from ..transforms import ChannelDropout, augment_preset, build_augmentation
 
@@ -131,7 +165,7 @@ def _augmentation(cfg: FinetuneConfig, size):
 
 def _dataset(cfg, spec, store, keys, seed):
     from ..data.dataset import PatchDataset
-    from ..data.volume_dataset import VolumeDataset, auto_shape
+    from ..data.volume_dataset import VolumeDataset
 
     n = cfg.data.samples_per_epoch or max(len(keys), cfg.train.batch_size * cfg.optim.accum_steps)
     if spec.type == "segmentation":
@@ -141,7 +175,7 @@ def _dataset(cfg, spec, store, keys, seed):
             samples_per_epoch=n, foreground_prob=1.0, lesion_prob=cfg.data.lesion_prob,
             margin=cfg.data.margin, with_seg=True, transform=_augmentation(cfg, patch), seed=seed,
         ), patch  # fmt: skip
-    shape = tuple(cfg.data.volume_shape or auto_shape(store))
+    shape = _case_box(cfg, store)
     ds = VolumeDataset(
         store, spec.channels, shape, keys=keys, samples_per_epoch=n,
         transform=_augmentation(cfg, shape), seed=seed,
@@ -169,7 +203,12 @@ def finetune_seed(cfg, spec, store, cases, seed_dir: Path, seed: int, log=print)
     groups = param_groups(model, cfg.strategy)  # before the card: it may freeze layers
     card = _card(cfg, spec, store, splits, backbone, model, init_card, size, seed)
     card.extra.update(head=head_kw, load_report=report_dict(report), probe=probe)
-    sel = Selection(spec, store, splits["val"], size, cfg.data.overlap, seed_dir, card)
+    if spec.type == "regression":  # what predictions are checked against (tasks.output_range)
+        y = cases.set_index("key").loc[splits["train"], "label"].astype(float)
+        card.extra["output_range"] = output_range(spec.range, spec.unit, y.to_numpy())
+    sel = Selection(
+        spec, store, splits["val"], size, cfg.data.overlap, seed_dir, card, splits["train"]
+    )
     best = train_and_select(sel, model, dataset, run_cfg, groups, probe, seed, log)
     if spec.type == "regression":
         calibrate(sel, log, seed)

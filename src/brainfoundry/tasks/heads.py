@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import Registry
+from .calibration import jackknife_plus
 
 if TYPE_CHECKING:
     from ..models.backbones import Backbone
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 HEADS: Registry[nn.Module] = Registry("head")
 LOGVAR_RANGE = (-9.0, 9.0)
+JACKKNIFE_COVERAGE = 0.95  # the nominal level of the regression head's interval
 
 
 def gaussian_nll(mean: torch.Tensor, log_var: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -104,14 +106,47 @@ class RegressionModel(_Pooled):
     y_mean: torch.Tensor  # buffers, registered in __init__
     y_std: torch.Tensor
     interval_scale: torch.Tensor
+    jk_weight: torch.Tensor
+    jk_bias: torch.Tensor
+    jk_resid: torch.Tensor
 
     def __init__(
-        self, backbone: Backbone | Channelwise, y_mean: float = 0.0, y_std: float = 1.0, **_: object
+        self,
+        backbone: Backbone | Channelwise,
+        y_mean: float = 0.0,
+        y_std: float = 1.0,
+        jackknife_n: int = 0,
+        **_: object,
     ):
         super().__init__(backbone, 2)
         self.register_buffer("y_mean", torch.tensor(float(y_mean)))
         self.register_buffer("y_std", torch.tensor(max(float(y_std), 1e-6)))
         self.register_buffer("interval_scale", torch.tensor(1.959964))
+        # jackknife+ interval (tasks/calibration.py): the probe refitted without each of n cases;
+        # saved only when there are some, so checkpoints from before jackknife+ still load
+        n, n_in, keep = int(jackknife_n), self.head.in_features, jackknife_n > 0
+        self.register_buffer("jk_weight", torch.zeros(n, n_in), persistent=keep)
+        self.register_buffer("jk_bias", torch.zeros(n), persistent=keep)
+        self.register_buffer("jk_resid", torch.zeros(n), persistent=keep)
+
+    def set_jackknife(self, w, b, resid) -> None:
+        """Install n leave-one-out heads (standardised units); the interval becomes jackknife+."""
+        ref = self.head.weight
+        for name, v in (("jk_weight", w), ("jk_bias", b), ("jk_resid", resid)):
+            t = torch.as_tensor(v, dtype=ref.dtype, device=ref.device)
+            self.register_buffer(name, t, persistent=True)
+
+    def _jackknife(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(lo, hi) in label units from the leave-one-out heads (`calibration.jackknife_plus`)."""
+        mu = feats @ self.jk_weight.T + self.jk_bias  # [B, n], standardised units
+        lo, hi = jackknife_plus(mu.cpu().double().numpy(), self.jk_resid.cpu().double().numpy(),
+                                JACKKNIFE_COVERAGE)  # fmt: skip
+
+        def back(v) -> torch.Tensor:
+            t = torch.as_tensor(v, dtype=feats.dtype, device=feats.device)
+            return t * self.y_std + self.y_mean
+
+        return back(lo), back(hi)
 
     def _moments(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return out[:, 0], out[:, 1].clamp(*LOGVAR_RANGE)
@@ -125,9 +160,13 @@ class RegressionModel(_Pooled):
 
     @torch.no_grad()
     def predict(self, image: torch.Tensor, present: torch.Tensor | None = None) -> dict:
-        mean, log_var = self._moments(self.head(self.features(image, present)))
+        feats = self.features(image, present)
+        mean, log_var = self._moments(self.head(feats))
         pred = mean * self.y_std + self.y_mean
         sigma = torch.exp(0.5 * log_var) * self.y_std
+        if self.jk_resid.numel():
+            lo, hi = self._jackknife(feats.to(self.jk_weight.dtype))
+            return {"pred": pred, "sigma": sigma, "lo": lo, "hi": hi}
         half = self.interval_scale * sigma
         return {"pred": pred, "sigma": sigma, "lo": pred - half, "hi": pred + half}
 
@@ -146,7 +185,9 @@ class SegmentationModel(nn.Module):
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         logits = self.logits(batch["image"])
-        target = batch["label"][:, 0].long().clamp(0, logits.shape[1] - 1)
+        # no clamp: label values were checked against the classes once, when the cases were
+        # listed (`tasks.data.case_table`); one that slipped through fails here, loudly
+        target = batch["label"][:, 0].long()
         ce = F.cross_entropy(logits, target)
         onehot = F.one_hot(target, logits.shape[1]).movedim(-1, 1).to(logits.dtype)
         dice = soft_dice_loss(torch.softmax(logits, 1), onehot)

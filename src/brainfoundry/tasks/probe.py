@@ -62,6 +62,20 @@ def ridge_loo(x: np.ndarray, y: np.ndarray, alphas=ALPHAS) -> dict:
     return {"w": w, "b": b, "alpha": float(alpha), "loo_mse": err, "loo": loo + ybar}
 
 
+def jackknife_fits(x: np.ndarray, y: np.ndarray) -> dict:
+    """The probe refitted without each case in turn (its penalty chosen again each time, so the
+    whole procedure is what is left out): weights [n, F], biases [n] and the left-out absolute
+    residuals [n], the inputs of a jackknife+ interval (`calibration.jackknife_plus`)."""
+    n = len(y)
+    w, b, r = np.zeros((n, x.shape[1])), np.zeros(n), np.zeros(n)
+    for i in range(n):
+        keep = np.arange(n) != i
+        fit = ridge_loo(x[keep], y[keep])
+        w[i], b[i] = fit["w"], fit["b"]
+        r[i] = abs(float(y[i] - (x[i] @ fit["w"] + fit["b"])))
+    return {"w": w, "b": b, "resid": r}
+
+
 SCALES = np.linspace(0.25, 8.0, 32)  # logit change per standard deviation of the outputs
 
 

@@ -7,6 +7,7 @@ regression, the conformal interval scale applied to the kept model.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,11 @@ from ..evaluation.metrics import higher_is_better
 from ..io.atomic import atomic_write_text
 from ..models.card import ModelCard
 from ..models.checkpoint import save_model
+from .calibration import jackknife_guarantee
+from .heads import JACKKNIFE_COVERAGE
 from .model_io import load_task_model
 from .spec import TaskSpec
-from .validate import conformal_calibration, validate
+from .validate import conformal_calibration, labels_of, validate
 
 if TYPE_CHECKING:
     from ..data.store import Store
@@ -40,6 +43,7 @@ class Selection:
     overlap: float
     seed_dir: Path
     card: ModelCard
+    train_keys: list[str] = dataclasses.field(default_factory=list)  # for jackknife+
 
     def best(self) -> dict | None:
         path = self.seed_dir / STATE
@@ -84,16 +88,41 @@ def train_and_select(sel: Selection, model, dataset, cfg, groups, probe, seed: i
 
 
 def calibrate(sel: Selection, log, seed: int) -> dict:
-    """Measure the kept regression model's 95% interval scale on the validation cases and write
-    it into the model, its card and `val_metrics.json`."""
+    """Calibrate the kept regression model's 95% interval and write it into the model, its card
+    and `val_metrics.json`: jackknife+ over every labelled case when the closed-form probe was
+    kept (nothing is used twice), else split conformal on the validation cases, which then
+    count twice (they chose the checkpoint) and are marked so (`calibration.py`)."""
     model, card, spec = load_task_model(sel.seed_dir)
-    cal = conformal_calibration(model, spec, sel.store, sel.val_keys, sel.size)
-    with torch.no_grad():
-        cast(torch.Tensor, model.interval_scale).fill_(cal["scale"])  # a RegressionModel buffer
+    state = sel.best() or {}
+    if state.get("step") == 0 and card.extra.get("probe") is not None:
+        cal = _jackknife(sel, model, card)
+    else:
+        cal = conformal_calibration(model, spec, sel.store, sel.val_keys, sel.size)
+        cal.update(reused_for_selection=True, finite_sample_valid=False, guaranteed_coverage=None)
+        with torch.no_grad():
+            cast(torch.Tensor, model.interval_scale).fill_(cal["scale"])  # a RegressionModel buffer
+        log(
+            f"warning: seed {seed}: the interval is calibrated on the {cal['n']} validation cases "
+            "that also chose the checkpoint; its coverage is not guaranteed"
+        )
     card.extra["calibration"] = cal
     save_model(sel.seed_dir, model, card)
-    state = sel.best() or {}
     state["calibration"] = cal
     atomic_write_text(sel.seed_dir / STATE, json.dumps(state, indent=2))
-    log(f"seed {seed}: 95% interval scale {cal['scale']:.3f} from {cal['n']} held-out cases")
+    log(f"seed {seed}: 95% interval by {cal['method']} on {cal['n']} cases")
     return cal
+
+
+def _jackknife(sel: Selection, model, card) -> dict:
+    """Install the probe's leave-one-out refits over train ∪ validation cases in `model`."""
+    from ..data.volume_dataset import VolumeDataset
+    from .probe import jackknife_fits, pooled_features
+
+    ds = VolumeDataset(sel.store, sel.spec.channels, sel.size, keys=sel.train_keys + sel.val_keys)
+    x = pooled_features(model, ds)
+    y = labels_of(sel.store, [it.key for it in ds.items])
+    t = (y - float(model.y_mean)) / float(model.y_std)
+    fits = jackknife_fits(x, t)
+    model.set_jackknife(fits["w"], fits["b"], fits["resid"])
+    card.extra["head"] = {**card.extra.get("head", {}), "jackknife_n": len(t)}
+    return jackknife_guarantee(len(t), JACKKNIFE_COVERAGE)

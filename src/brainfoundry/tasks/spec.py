@@ -31,6 +31,9 @@ class TaskSpec:
     metrics: what evaluation reports (`evaluation.scoring` knows which fit each type);
       primary_metric (default: the first) picks the best checkpoint and heads the bench's
       tables; ranking_metrics (default: the primary) are the ones the challenge ranks on.
+    range: regression only, the physically possible values [lo, hi] of the target (either may
+      be null: unbounded), e.g. brain age [0, 120]; outputs outside it are flagged and interval
+      bounds clipped to it (`tasks.output_range`). None: no physical limit is known.
     """
 
     name: str
@@ -45,6 +48,7 @@ class TaskSpec:
     unit: str = ""
     description: str = ""
     defaults: list[str] = field(default_factory=list)
+    range: tuple[float | None, float | None] | None = None
 
     def __post_init__(self) -> None:
         where = f"task {self.name!r}"
@@ -65,6 +69,17 @@ class TaskSpec:
         if (self.type == "segmentation") != (self.label == "seg.nii.gz"):
             raise ConfigError(f"{where}: a {self.type} task cannot read labels from {self.label}")
         self._check_metrics(where)
+        self._check_range(where)
+
+    def _check_range(self, where: str) -> None:
+        if self.range is None:
+            return
+        if self.type != "regression":
+            raise ConfigError(f"{where}: range limits a regression target, not a {self.type} task")
+        lo, hi = self.range
+        if lo is not None and hi is not None and not lo < hi:
+            raise ConfigError(f"{where}: range [{lo}, {hi}] needs lo < hi")
+        self.range = (lo, hi)
 
     def _check_metrics(self, where: str) -> None:
         from ..evaluation.scoring import check_metric
