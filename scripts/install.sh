@@ -7,9 +7,10 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "torch==${TORCH_VERSION:-2.13.0}"
-.venv/bin/python -m pip install -q -e ".[dev]"
-# the resenc backbone; --no-deps because its timm requirement pulls a torchvision that replaces
-# this torch with a CUDA build (we never import timm: Primus is plain torch in brainfoundry)
+# trackers: MLflow and W&B, off by default, installed so their tests run (tests/engine)
+.venv/bin/python -m pip install -q -e ".[dev,trackers]"
+# the resenc backbone (the `resenc` extra); --no-deps because its timm requirement pulls a
+# torchvision that replaces this torch with a CUDA build (we never import timm or torchvision)
 .venv/bin/python -m pip install -q --no-deps "dynamic-network-architectures==0.4.4"
 # test cross-checks call nnU-Net v2's own pretrained-weight loader (same reason for --no-deps)
 .venv/bin/python -m pip install -q --no-deps "nnunetv2==2.8.1"

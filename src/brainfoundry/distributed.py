@@ -25,6 +25,12 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def launch_rank() -> int:
+    """This process's rank as torchrun set it (0 alone), readable before the process group
+    exists: for work only one process may do before training starts (moving a run folder)."""
+    return rank() if is_initialized() else int(os.environ.get("RANK", "0"))
+
+
 def init_from_env(device: torch.device | None = None) -> bool:
     """Join the process group described by torchrun's variables; False when run alone."""
     if is_initialized():

@@ -18,3 +18,18 @@ class InputError(BrainFoundryError):
 
 class ConfigError(BrainFoundryError):
     """A configuration value or override that is not valid."""
+
+
+class DataErrors(InputError):
+    """Every problem found in one data file (a manifest, a participants table), one line each,
+    so a user fixes them all at once instead of one per run."""
+
+    def __init__(self, path: object, problems: list[str]):
+        self.problems = [" ".join(str(p).split()) for p in problems]
+        n = len(self.problems)
+        super().__init__(path, f"{n} problem{'s' * (n != 1)}: " + "; ".join(self.problems))
+        head = f"{n} problems, one per line" if n != 1 else "1 problem"
+        self.args = (f"{self.path}: {head}:\n" + "\n".join(f"  {p}" for p in self.problems),)
+
+    def __str__(self) -> str:
+        return str(self.args[0])

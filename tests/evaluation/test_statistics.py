@@ -134,3 +134,16 @@ def test_inputs_checked():
         bootstrap_ci(mae, np.ones(3), np.ones(3), alpha=1.5, n=10)
     with pytest.raises(ValueError, match="strata"):
         resample_indices(5, 10, strata=np.ones(4))
+
+
+def test_t_interval_over_folds():
+    from scipy import stats
+
+    from brainfoundry.evaluation.statistics import t_interval
+
+    r = t_interval([1.0, 2.0, 3.0, float("nan")])
+    half = stats.t.ppf(0.975, 2) * 1.0 / np.sqrt(3)
+    assert r["mean"] == 2.0 and r["sd"] == 1.0 and r["n"] == 3 and r["n_missing"] == 1
+    assert r["lo"] == pytest.approx(2 - half) and r["hi"] == pytest.approx(2 + half)
+    one = t_interval([0.7])
+    assert one["mean"] == 0.7 and one["lo"] is None and one["hi"] is None

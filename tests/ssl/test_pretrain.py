@@ -175,3 +175,28 @@ def test_ddp_two_processes_match_one_process_with_the_same_global_batch(store, t
     b = pd.read_csv(tmp_path / "two" / "log.csv")["loss"].tolist()
     assert len(a) == len(b) == 4
     assert b == pytest.approx(a, rel=1e-4)
+
+
+@pytest.mark.slow
+def test_two_nodes_of_one_process_each_match_one_process(store, tmp_path):
+    """The README's multi-node recipe on one machine: two torchrun agents (`--nnodes 2
+    --nproc-per-node 1`, as `srun` starts one per node) meet at a c10d rendezvous on localhost
+    and train as one DDP group (gloo), following one process with the same global batch."""
+    common = ["train.steps=3", "train.progress=false", "data.augment=ssl"]
+    one = _run_cli(_cli(store, tmp_path / "one", "train.batch_size=2", *common))
+    assert one.wait(300) == 0, one.stdout.read().decode()
+    rdzv = ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}",
+            "--rdzv-id", "two-nodes"]  # fmt: skip
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2",
+           "--nproc-per-node", "1", *rdzv, "-m", "brainfoundry",
+           *_cli(store, tmp_path / "two", "train.batch_size=1", *common)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    nodes = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+             for _ in range(2)]  # fmt: skip
+    for node in nodes:
+        assert node.wait(300) == 0, node.stdout.read().decode()
+    a = pd.read_csv(tmp_path / "one" / "log.csv")["loss"].tolist()
+    b = pd.read_csv(tmp_path / "two" / "log.csv")["loss"].tolist()
+    assert len(a) == len(b) == 3
+    assert b == pytest.approx(a, rel=1e-4)
+    assert json.loads((tmp_path / "two" / "card.json").read_text())["ssl_method"] == "mae"

@@ -10,6 +10,7 @@ OUT/results.csv, paired.csv, ranking.csv, results.md, report.html, figures/
 
 Every unit of work writes its marker last (dataset.json, done.json), so a killed run resumes
 where it stopped and finished cells are skipped. Fine-tuning itself resumes from checkpoints.
+`launch.py` runs the same units as submitit jobs (`bench --launcher local|slurm`).
 """
 
 from __future__ import annotations
@@ -91,11 +92,10 @@ def make_data(
     needs_pretrain = any(o != "scratch" for o in suite.objectives)
     s = suite.data.synth
     if s is None:
+        from .task_data import check_task_data
+
         tasks = {t: Path(suite.data.tasks[t]) for t in suite.tasks}
-        for t, p in tasks.items():
-            for split in ("finetune", "test"):
-                if not (p / split).is_dir():
-                    raise ConfigError(f"data.tasks.{t}: {p / split} does not exist")
+        check_task_data(tasks)  # both splits of each, every row, before any pretraining
         # Suite validation requires data.pretrain when an objective needs it
         return (Path(cast(str, suite.data.pretrain)) if needs_pretrain else None), tasks
     t0 = time.perf_counter()
@@ -186,10 +186,10 @@ def run_cell(suite: Suite, cell: Cell, init: str, task_dir: Path, out: Path) -> 
     stores = out / "store" / cell.task
     t0 = time.perf_counter()
     with _quiet():
-        finetune(cfg, task_dir / "finetune", cell_dir, log=lambda *_: None,
+        finetune(cfg, task_dir, cell_dir, log=lambda *_: None,  # reads its finetune part
                  store_dir=stores / "finetune")  # fmt: skip
         t1 = time.perf_counter()
-        res = evaluate(cell_dir, task_dir / "test", n_boot=suite.n_boot, log=lambda *_: None,
+        res = evaluate(cell_dir, task_dir, n_boot=suite.n_boot, log=lambda *_: None,
                        store_dir=stores / "test")  # fmt: skip
     seed_metrics = res["per_seed"][f"seed_{cell.seed}"]
     record = {
@@ -204,6 +204,21 @@ def run_cell(suite: Suite, cell: Cell, init: str, task_dir: Path, out: Path) -> 
     }
     atomic_write_text(done, json.dumps(record, indent=2))
     return record
+
+
+def prepare_task_stores(suite: Suite, task_dirs: dict[str, Path], out: Path, log=print) -> None:
+    """Prepare each task's finetune/ and test/ stores (the ones `run_cell` shares) up front,
+    with the suite's recipe: cells running as parallel jobs then only read them."""
+    from ..tasks.data import prepare_task_data, preprocess_config
+    from .task_data import task_part
+
+    pre = preprocess_config(suite.data.spacing, {"normalization": suite.data.normalization})
+    t0 = time.perf_counter()
+    for task, task_dir in task_dirs.items():
+        for split in ("finetune", "test"):
+            src = task_part(task, task_dir, split)  # a folder or a CSV's split rows
+            prepare_task_data(src.path, out / "store" / task / split, pre, src.found)
+    log(f"[prepare] stores of {len(task_dirs)} task(s) ({time.perf_counter() - t0:.0f} s)")
 
 
 def _cell_warnings(cell_dir: Path) -> list[str]:
@@ -238,10 +253,7 @@ def run_suite(suite: Suite, out: str | Path, *, log=print, progress: bool = True
         was_done = (out / cell.path / "done.json").exists()
         rec = run_cell(suite, cell, init, task_dirs[cell.task], out)
         if not was_done:
-            m = ", ".join(f"{k} {_est(v):.3f}" for k, v in rec["metrics"].items())
-            bar.write(f"[cell] {cell.task} {cell.backbone} {cell.objective} shots {cell.shots} "
-                      f"seed {cell.seed}: {m} ({rec['finetune_seconds']:.0f}+"
-                      f"{rec['evaluate_seconds']:.0f} s)")  # fmt: skip
+            bar.write(cell_line(cell, rec))
             for w in rec.get("warnings", []):
                 bar.write(f"  warning: {w}")
     bar.close()
@@ -249,6 +261,14 @@ def run_suite(suite: Suite, out: str | Path, *, log=print, progress: bool = True
     total = time.perf_counter() - t_start
     log(f"[report] {out / 'report.html'} ({total / 60:.1f} min this run)")
     return tables
+
+
+def cell_line(cell: Cell, rec: dict) -> str:
+    """The log line of a finished cell: its metrics and how long it took."""
+    m = ", ".join(f"{k} {_est(v):.3f}" for k, v in rec["metrics"].items())
+    return (f"[cell] {cell.task} {cell.backbone} {cell.objective} shots {cell.shots} "
+            f"seed {cell.seed}: {m} ({rec['finetune_seconds']:.0f}+"
+            f"{rec['evaluate_seconds']:.0f} s)")  # fmt: skip
 
 
 def _est(m) -> float:

@@ -41,7 +41,7 @@ def predict(
     brain_only: bool = typer.Option(
         False, "--brain-only", help="Skip background tiles (faster; see inference.md)."
     ),
-    device: str = typer.Option(None, help="cpu, cuda, cuda:1 … (default: cuda if present)."),
+    device: str = typer.Option("auto", help="auto (cuda if present), cpu, cuda or cuda:N."),
     qc: bool = typer.Option(True, "--qc/--no-qc", help="Write the QC PNG beside each output."),
 ) -> None:
     """Predict one session (FOMO25 flags or --session) or many (--batch) with a model folder.

@@ -20,7 +20,10 @@ def pretrain(
     steps: int = typer.Option(None, help="Optimizer steps (overrides the preset)."),
     config: Path = typer.Option(None, "--config", "-c", help="YAML with PretrainConfig fields."),
     resume: bool = typer.Option(
-        True, "--resume/--restart", help="Continue from the run's last checkpoint (default)."
+        True,
+        "--resume/--restart",
+        help="Continue the run (default; its configuration must be unchanged), or start "
+        "afresh, keeping the old run as OUTPUT.old-N.",
     ),
     overrides: list[str] = typer.Argument(
         None, help="Config overrides a.b=c (e.g. optim.lr=1e-3)."
@@ -45,7 +48,7 @@ def pretrain(
             ovr.append(f"{key}={val}")
     cfg = PretrainConfig.load(preset, config, ovr + list(overrides or []))
     try:
-        out = run(cfg, output, resume=resume)
+        out = run(cfg, output, resume=resume, log=typer.echo)
     finally:
         dist.shutdown()
     if dist.is_main():

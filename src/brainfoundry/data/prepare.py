@@ -393,15 +393,18 @@ def prepare(
     shard: tuple[int, int] = (0, 1),
     progress: bool = True,
     log=print,
+    found: tuple[str, list[ScanEntry]] | None = None,
 ) -> PrepareResult:
-    """Ingest `raw` into `store`; merges the manifest unless this is one shard of several."""
+    """Ingest `raw` into `store`; merges the manifest unless this is one shard of several.
+    `found`: (layout, entries) already discovered and checked (a task's manifest or BIDS
+    tree, `tasks.sources`), else `raw` is discovered here."""
     from tqdm import tqdm
 
     cfg = cfg or PrepareConfig()
     raw, store = Path(raw), Path(store)
     i, n = shard
     _check_inputs(raw, store, i, n)
-    layout, entries = discover(raw, cfg.layout)
+    layout, entries = found or discover(raw, cfg.layout)
     res = PrepareResult()
     known = _known_modalities(entries, cfg, res, log)
     sessions = _sessions(known)[i::n]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 
@@ -32,3 +32,8 @@ class TrainConfig:
     checkpoint_every: int = 50
     keep_checkpoints: int = 2
     progress: bool = True
+    # trackers beside log.csv: tensorboard, mlflow, wandb (engine/trackers.py); mlflow and
+    # wandb are off unless named and need `pip install "brainfoundry[trackers]"`
+    loggers: list[str] = field(default_factory=lambda: ["tensorboard"])
+    experiment: str = "brainfoundry"  # the MLflow experiment / W&B project
+    mlflow_uri: str | None = None  # default: RUN/mlruns, a local file store

@@ -1,16 +1,27 @@
-"""Metrics to `log.csv` (always) and TensorBoard (when installed), rank 0 only."""
+"""Metrics to `log.csv` (always) and the trackers `train.loggers` names (TensorBoard by
+default; MLflow, W&B: `engine/trackers.py`), rank 0 only."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
+from .config import OptimConfig, TrainConfig
+from .trackers import Tracker, TrackerContext, create_trackers, flat_params
+
 
 class RunLogger:
-    def __init__(self, run_dir: Path, start_step: int, enabled: bool = True):
+    def __init__(
+        self,
+        run_dir: Path,
+        start_step: int,
+        enabled: bool = True,
+        train: TrainConfig | None = None,
+        optim: OptimConfig | None = None,
+    ):
         self.enabled = enabled
         self.path = run_dir / "log.csv"
-        self.tb = None
+        self.trackers: list[Tracker] = []
         self.fields: list[str] | None = None
         if not enabled:
             return
@@ -25,12 +36,10 @@ class RunLogger:
                     w.writerows(rows)
             else:
                 self.path.unlink()
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=start_step)
-        except ImportError:  # tensorboard is optional: CSV is the record
-            self.tb = None
+        train = train or TrainConfig()
+        ctx = TrackerContext(run_dir, start_step, train.experiment,
+                             run_params(run_dir, train, optim), train.mlflow_uri)  # fmt: skip
+        self.trackers = create_trackers(list(train.loggers), ctx)
 
     def log(self, step: int, values: dict[str, float]) -> None:
         if not self.enabled:
@@ -45,10 +54,24 @@ class RunLogger:
             if new:
                 w.writeheader()
             w.writerow(row)
-        if self.tb is not None:
-            for k, v in values.items():
-                self.tb.add_scalar(k, v, step)
+        for tracker in self.trackers:
+            tracker.log(step, values)
 
     def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
+        for tracker in self.trackers:
+            tracker.close()
+
+
+def run_params(run_dir: Path, train: TrainConfig, optim: OptimConfig | None) -> dict:
+    """The parameters trackers record: the run's resolved config.yaml (pretraining and
+    fine-tuning write it before training), else the loop's own settings."""
+    import yaml
+
+    from ..config import to_dict
+
+    path = run_dir / "config.yaml"
+    if path.is_file():
+        loaded = yaml.safe_load(path.read_text())
+        if isinstance(loaded, dict):
+            return flat_params(loaded)
+    return flat_params({"train": to_dict(train), "optim": to_dict(optim or OptimConfig())})

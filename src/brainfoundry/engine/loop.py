@@ -25,15 +25,10 @@ from .. import distributed as dist
 from ..errors import ConfigError
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import OptimConfig, TrainConfig
+from .device import pick_device
 from .ema import EMA
 from .logger import RunLogger
 from .schedule import warmup_cosine
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def build_optimizer(
@@ -273,7 +268,7 @@ class Trainer:
             self.resume()
         main = dist.is_main()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        logger = RunLogger(self.run_dir, self.step, enabled=main)
+        logger = RunLogger(self.run_dir, self.step, main, self.train, self.optim_cfg)
         bar = self._progress_bar(main)
         accum = self.optim_cfg.accum_steps
         acc: dict[str, float] = {}

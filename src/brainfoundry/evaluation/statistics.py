@@ -225,3 +225,28 @@ def hierarchical_paired_diff(
     stats = stack[groups, cases].mean(axis=1)
     lo, hi, n_valid = percentile_ci(stats, alpha, "hierarchical_paired_diff")
     return PairedDiff(float(np.mean(points)), lo, hi, p_value(stats), alpha, n, n_valid)
+
+
+def t_interval(values, alpha: float = 0.05) -> dict[str, float | int | None]:
+    """Mean and the Student-t interval mean ± t(1 - alpha/2, n-1) · sd / sqrt(n) of one
+    metric over cross-validation folds (NaN folds, where it was undefined, are left out and
+    counted). The folds' training sets overlap, so their scores are not independent and this
+    interval is known to be somewhat narrow (Bengio & Grandvalet, JMLR 2004); it is the usual
+    report, stated as such. None where it cannot be estimated (fewer than two folds)."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=np.float64).ravel()
+    ok = v[np.isfinite(v)]
+    n = int(ok.size)
+    mean = float(ok.mean()) if n else None
+    sd = float(ok.std(ddof=1)) if n > 1 else None
+    half = float(stats.t.ppf(1 - alpha / 2, n - 1)) * sd / np.sqrt(n) if sd is not None else None
+    return {
+        "mean": mean,
+        "sd": sd,
+        "lo": None if half is None or mean is None else mean - half,
+        "hi": None if half is None or mean is None else mean + half,
+        "n": n,
+        "n_missing": int(v.size - n),
+        "alpha": alpha,
+    }

@@ -64,7 +64,8 @@ class Session:
 class Predictor:
     """A loaded model folder (one or several seeds) that predicts sessions."""
 
-    def __init__(self, model_dir: str | Path, device: str | None = None):
+    def __init__(self, model_dir: str | Path, device: str | None = "auto"):
+        from ..engine.device import pick_device
         from ..tasks.model_io import load_task_model
 
         root = Path(model_dir)
@@ -74,7 +75,7 @@ class Predictor:
             dirs = sorted(p.parent for p in root.glob("seed_*/card.json"))
         if not dirs:
             raise InputError(root, "not a model folder (no card.json or seed_*/card.json)")
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = pick_device(device or "auto")
         self.members = []
         for d in dirs:
             model, card, spec = load_task_model(d)

@@ -172,7 +172,12 @@ def _float_or_none(v: object) -> float | None:
 
 @LAYOUTS.register("csv")
 def scan_csv(path: Path) -> list[ScanEntry]:
-    """A manifest: columns path, subject, session, modality; optional label, seg, quality."""
+    """A manifest: one row per session with a path column per modality (`io.manifest`), or
+    the older one row per scan: columns path, subject, session, modality; label, seg, quality."""
+    from .manifest import is_long_format, scan_manifest
+
+    if not is_long_format(path):
+        return scan_manifest(path)
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     need = {"path", "subject", "modality"}

@@ -26,6 +26,7 @@ class LoadReport:
     mismatched: dict[str, tuple[Shape, Shape]] = field(default_factory=dict)
     adapted: dict[str, tuple[Shape, Shape]] = field(default_factory=dict)
     ignored: list[str] = field(default_factory=list)  # outside the requested prefix
+    sources: dict[str, str] = field(default_factory=dict)  # model key -> name it came from
 
     @property
     def ok(self) -> bool:
@@ -98,6 +99,7 @@ def load_state(
             continue
         src_key = src_name if src_name in tensors else aliases[src_name]
         used.add(src_key)
+        report.sources[key] = src_key
         src = tensors[src_key]
         if tuple(src.shape) == tuple(target.shape):
             new_state[key] = src

@@ -14,9 +14,11 @@ from typing import Any, ClassVar, cast
 import torch
 
 from .. import __version__
+from .. import distributed as dist
 from ..config import save_config
 from ..engine import Trainer
 from ..errors import ConfigError
+from ..resume import archive_run, check_resume
 from ..run_config import BackboneConfig, RunConfig, SamplingConfig
 
 
@@ -74,7 +76,10 @@ def build_dataset(cfg: PretrainConfig, store, n_views: int):
     )
 
 
-def pretrain(cfg: PretrainConfig, run_dir: str | Path, *, resume: bool = True) -> dict:
+def pretrain(cfg: PretrainConfig, run_dir: str | Path, *, resume: bool = True, log=print) -> dict:
+    """Train `cfg` into `run_dir`. `resume`: continue the run there, which must have been
+    started with the same configuration (`brainfoundry.resume`); otherwise the old run is moved
+    aside to RUN.old-N and this one starts afresh."""
     from ..data.store import Store
     from ..models.backbones import create_backbone
     from ..models.card import ModelCard
@@ -85,6 +90,7 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path, *, resume: bool = True) -
     if not cfg.store:
         raise ConfigError("no store given: pass --store STORE (a folder made by `prepare`)")
     store = Store(cfg.store)
+    main = _open_run(cfg, run_dir, resume, log)
     method = cfg.objective.method
     in_ch = 1 if method == "cross-modal" else cfg.model.in_channels
     torch.manual_seed(cfg.train.seed)  # model initialisation
@@ -123,10 +129,22 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path, *, resume: bool = True) -
         card.extra["step"] = step
         save_model(run_dir, bb, card)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
     trainer = Trainer(objective, dataset, cfg.train, cfg.optim, run_dir, on_checkpoint=export)
     return trainer.fit(resume=resume)
+
+
+def _open_run(cfg: PretrainConfig, run_dir: Path, resume: bool, log) -> bool:
+    """Resume only a run started with `cfg`, or move the old run aside (restart). Returns
+    whether this process is the one that writes the folder (one, under torchrun)."""
+    main = dist.launch_rank() == 0
+    if resume:
+        check_resume(run_dir / "config.yaml", cfg)
+    elif main and (kept := archive_run(run_dir)) is not None:
+        log(f"--restart: the old run is kept as {kept}")
+    return main
 
 
 def objective_kwargs(oc: ObjectiveConfig) -> dict:

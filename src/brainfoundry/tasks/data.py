@@ -18,7 +18,9 @@ from ..data.prepare import PrepareConfig, prepare
 from ..data.preprocess import PreprocessConfig
 from ..data.store import Store
 from ..errors import ConfigError, InputError
+from ..io.layouts import ScanEntry
 from ..io.modalities import alternatives
+from .sources import check_store
 from .spec import TaskSpec
 
 
@@ -41,12 +43,22 @@ def preprocess_config(spacing, normalization: dict | None) -> PreprocessConfig:
     return cfg
 
 
-def prepare_task_data(raw: str | Path, store: str | Path, pre: PreprocessConfig) -> Store:
-    """Ingest a FOMO fine-tuning/test folder into `store` (resumes; refuses another recipe)."""
+def prepare_task_data(
+    raw: str | Path,
+    store: str | Path,
+    pre: PreprocessConfig,
+    found: tuple[str, list[ScanEntry]] | None = None,
+) -> Store:
+    """Ingest a fine-tuning/test folder into `store` (resumes; refuses another recipe), or the
+    entries `found` in a manifest or BIDS tree (`tasks.sources`); a store prepared earlier
+    must then hold none but those sessions, with the same labels."""
     raw = Path(raw)
-    if not raw.is_dir():
-        raise InputError(raw, "data folder does not exist")
-    res = prepare(raw, store, PrepareConfig(preprocess=pre), progress=False, log=lambda _: None)
+    if not raw.exists():
+        raise InputError(raw, "data folder or manifest does not exist")
+    if found is not None and (Path(store) / "manifest.parquet").exists():
+        check_store(Store(store), found[1], raw)  # before anything is written
+    res = prepare(raw, store, PrepareConfig(preprocess=pre), progress=False, log=lambda _: None,
+                  found=found)  # fmt: skip
     if res.n_scans == 0 and res.errors and not (Path(store) / "manifest.parquet").exists():
         raise InputError(raw, f"no usable scans ({res.errors[0]['error']})")
     return Store(store)

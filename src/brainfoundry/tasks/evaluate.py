@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.volume_dataset import crop_warnings
+from ..engine.device import pick_device
 from ..errors import InputError
 from ..evaluation import mean_sd_over_seeds, segmentation_case_metrics, summarize, write_report
 from ..inference.core import input_size, lesion_mask
@@ -34,6 +35,7 @@ from .data import (
 from .model_io import load_task_model
 from .output_range import check_table, ensemble_range
 from .predict import predict_cases, predict_segmentation, session_volume
+from .sources import run_spec, task_source
 
 
 def seed_dirs(out: Path) -> list[Path]:
@@ -44,19 +46,23 @@ def seed_dirs(out: Path) -> list[Path]:
 
 
 def evaluate(
-    out: str | Path, data: str | Path, *, n_boot: int = 2000, log=print, store_dir=None
-) -> dict:
+    out: str | Path, data: str | Path, *, n_boot: int = 2000, log=print, store_dir=None,
+    device: str = "auto",
+) -> dict:  # fmt: skip
     """Score every seed of OUT on `data`; `store_dir` (default OUT/test_store) may be shared
-    by runs with the same preprocessing recipe."""
+    by runs with the same preprocessing recipe; `device`: auto, cpu, cuda or cuda:N."""
+    dev = pick_device(device)  # a device this machine lacks is said before any work
     out = Path(out)
     dirs = seed_dirs(out)
     card = ModelCard.load(dirs[0] / "card.json")
-    store = prepare_task_data(
-        data, store_dir or out / "test_store", preprocess_config(card.spacing, card.normalization)
-    )
+    src = task_source(data, run_spec(dirs[0]), "test", log)
+    data = src.path
+    pre = preprocess_config(card.spacing, card.normalization)
+    store = prepare_task_data(data, store_dir or out / "test_store", pre, src.found)
     per_seed, warned = {}, []
     for d in dirs:
         model, card, spec = load_task_model(d)
+        model = model.to(dev)
         cases = case_table(store, spec)
         if cases.empty:
             raise InputError(data, f"no labelled test cases for task {spec.name}")

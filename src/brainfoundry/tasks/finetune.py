@@ -6,7 +6,9 @@ OUT/seed_S/           model.safetensors + card.json (best on validation), splits
                       config.yaml, val_metrics.json, log.csv, checkpoints/ (resumable)
 OUT/finetune.json     every seed's validation metrics, and the run's warnings (settings not
                       used, sessions whose label was dropped, brains centre-cropped)
-The test set is never read here: `evaluate` prepares it separately.
+The test set is never read here: `evaluate` prepares it separately. A seed folder resumes only
+with the config it was started with (`brainfoundry.resume`); `--folds K` cross-validates
+(`tasks/crossval.py`, reusing `prepare_run` and `finetune_seed`).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from typing import ClassVar, Literal
 
 from .. import __version__
 from ..config import save_config
+from ..engine.device import pick_device
 from ..errors import ConfigError
 from ..models.card import ModelCard
+from ..resume import check_resume
 from ..run_config import BackboneConfig, RunConfig, SamplingConfig
 from .data import (
     case_table,
@@ -35,6 +39,7 @@ from .heads import create_task_model
 from .model_io import build_backbone, report_dict
 from .output_range import output_range
 from .selection import Selection, calibrate, train_and_select
+from .sources import task_source
 from .spec import get_task
 from .strategies import StrategyConfig, describe, param_groups
 
@@ -69,6 +74,8 @@ class FinetuneConfig(RunConfig):
     shots: int | None = None  # None: all but a validation fifth
     val_cases: int | None = None  # None: every fine-tuning case not drawn for training
     seeds: list[int] = field(default_factory=lambda: [0])
+    folds: int | None = None  # K-fold cross-validation (tasks/crossval.py); None: no folds
+    fold_seed: int = 0  # which subjects fall in which fold
     data: FinetuneData = field(default_factory=FinetuneData)
     model: FinetuneModel = field(default_factory=FinetuneModel)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
@@ -91,10 +98,28 @@ def finetune(
     """Fine-tune every seed; returns {seed: best validation metrics}.
 
     `store_dir` (default OUT/store) lets runs with one recipe share a prepared store."""
+    if cfg.folds:
+        raise ConfigError(
+            f"folds={cfg.folds}: cross-validation runs through tasks.crossval.cross_validate "
+            "(`brainfoundry finetune --folds K`)"
+        )
+    out = Path(out)
+    spec, store, cases, warnings = prepare_run(cfg, data, out, log, store_dir)
+    results = {}
+    for seed in cfg.seeds:
+        results[int(seed)] = finetune_seed(cfg, spec, store, cases, out / f"seed_{seed}", seed, log)
+    record = {"task": spec.name, "val": results, "warnings": warnings}
+    (out / "finetune.json").write_text(json.dumps(record, indent=2))
+    return results
+
+
+def prepare_run(cfg: FinetuneConfig, data, out: Path, log=print, store_dir=None):
+    """(task spec, prepared store, case table, warnings) of a fine-tuning run: the data is
+    prepared with the init checkpoint's recipe, and what it loses is said."""
     if not cfg.task:
         raise ConfigError("no task: pass --task NAME or a spec .yaml")
     spec = get_task(cfg.task)
-    out = Path(out)
+    pick_device(cfg.train.device)  # a device this machine lacks is said before any work
     out.mkdir(parents=True, exist_ok=True)
     init_card = None
     if cfg.init != "scratch":
@@ -104,19 +129,16 @@ def finetune(
     warnings = _init_overrides(cfg, init_card, spacing, norm)
     for w in warnings:
         log(f"warning: {w}")
-    store = prepare_task_data(data, store_dir or out / "store", preprocess_config(spacing, norm))
+    src = task_source(data, spec, "finetune", log)
+    pre = preprocess_config(spacing, norm)
+    store = prepare_task_data(src.path, store_dir or out / "store", pre, src.found)
     cases = case_table(store, spec)
     log(f"{spec.name}: {len(cases)} labelled fine-tuning cases at {list(spacing)} mm")
     found = _data_warnings(cfg, spec, store, cases)
     for w in found:
         log(f"warning: {w}")
     warnings += found
-    results = {}
-    for seed in cfg.seeds:
-        results[int(seed)] = finetune_seed(cfg, spec, store, cases, out / f"seed_{seed}", seed, log)
-    record = {"task": spec.name, "val": results, "warnings": warnings}
-    (out / "finetune.json").write_text(json.dumps(record, indent=2))
-    return results
+    return spec, store, cases, warnings
 
 
 def _init_overrides(cfg: FinetuneConfig, card: ModelCard | None, spacing, norm) -> list[str]:
@@ -191,11 +213,10 @@ def finetune_seed(cfg, spec, store, cases, seed_dir: Path, seed: int, log=print)
             "train.steps=0 (a pure linear probe) needs a classification or regression task "
             "with strategy.head_init=probe"
         )
+    run_cfg = seed_config(cfg, seed)
+    check_resume(seed_dir / "config.yaml", run_cfg)  # a changed run is refused, not resumed
     seed_dir.mkdir(parents=True, exist_ok=True)
     splits = _split(cfg, spec, cases, seed_dir, seed)
-    run_cfg = dataclasses.replace(
-        cfg, train=dataclasses.replace(cfg.train, seed=int(seed)), seeds=[int(seed)]
-    )
     save_config(run_cfg, seed_dir / "config.yaml")
     model, backbone, init_card, head_kw, report = _model(cfg, spec, cases, splits, seed, log)
     dataset, size = _dataset(cfg, spec, store, splits["train"], seed)
@@ -213,6 +234,13 @@ def finetune_seed(cfg, spec, store, cases, seed_dir: Path, seed: int, log=print)
     if spec.type == "regression":
         calibrate(sel, log, seed)
     return best
+
+
+def seed_config(cfg: FinetuneConfig, seed: int) -> FinetuneConfig:
+    """The resolved config one seed folder trains with, and saves (its config.yaml)."""
+    return dataclasses.replace(
+        cfg, train=dataclasses.replace(cfg.train, seed=int(seed)), seeds=[int(seed)]
+    )
 
 
 def _split(cfg, spec, cases, seed_dir: Path, seed: int) -> dict:

@@ -27,7 +27,9 @@ class TaskSpec:
     modalities: input channels in order; an entry "t2s|swi" is one channel filled by the first
       alternative a session has. optional: channels that may be missing (a zero channel with
       present=False); the others must be there. label: "label.txt" (class or value per session)
-      or "seg.nii.gz" (voxel mask). defaults: `a.b=c` finetune-config overrides for this task.
+      or "seg.nii.gz" (voxel mask). label_columns: the column(s) of a CSV manifest or a BIDS
+      participants table that hold the target (default `label`; several are read and checked,
+      but one target per task is trained today). defaults: `a.b=c` finetune-config overrides.
     metrics: what evaluation reports (`evaluation.scoring` knows which fit each type);
       primary_metric (default: the first) picks the best checkpoint and heads the bench's
       tables; ranking_metrics (default: the primary) are the ones the challenge ranks on.
@@ -40,6 +42,7 @@ class TaskSpec:
     type: TaskType
     modalities: list[str]
     label: str = "label.txt"
+    label_columns: list[str] = field(default_factory=lambda: ["label"])
     metrics: list[str] = field(default_factory=list)
     primary_metric: str = ""
     ranking_metrics: list[str] = field(default_factory=list)
@@ -70,6 +73,19 @@ class TaskSpec:
             raise ConfigError(f"{where}: a {self.type} task cannot read labels from {self.label}")
         self._check_metrics(where)
         self._check_range(where)
+        self._check_label_columns(where)
+
+    def _check_label_columns(self, where: str) -> None:
+        from ..io.manifest import RESERVED, column_modality
+
+        cols = [str(c).strip() for c in self.label_columns]
+        odd = [c for c in cols if not c or c.lower() in RESERVED or column_modality(c)]
+        if not cols or odd or len(set(cols)) != len(cols):
+            raise ConfigError(
+                f"{where}: label_columns {self.label_columns} must be distinct column names, "
+                f"none empty, reserved ({', '.join(RESERVED)}) or a modality"
+            )
+        self.label_columns = cols
 
     def _check_range(self, where: str) -> None:
         if self.range is None:

@@ -100,8 +100,9 @@ class ResEncUNet(Backbone):
             from dynamic_network_architectures.architectures.unet import ResidualEncoderUNet
         except ImportError as e:
             raise ConfigError(
-                "the resenc backbone needs dynamic-network-architectures: "
-                "pip install --no-deps dynamic-network-architectures==0.4.4 (scripts/install.sh)"
+                "the resenc backbone needs dynamic-network-architectures: pip install "
+                "'brainfoundry[resenc]' once torch and torchvision are installed (README: "
+                "Install), or pip install --no-deps dynamic-network-architectures==0.4.4"
             ) from e
 
         kw = _resolve(size, kwargs)

@@ -93,7 +93,11 @@ def read_nnssl(ckpt_path: str | Path) -> dict[str, Any]:
         ckpt if isinstance(ckpt, dict) else {}
     )
     if missing:
-        raise InputError(path, f"is not an nnssl checkpoint: no {sorted(missing)}")
+        raise InputError(
+            path,
+            f"is not an nnssl checkpoint: no {sorted(missing)} (a plain state dict or a "
+            "Lightning .ckpt imports with --backbone FAMILY --size SIZE)",
+        )
     return ckpt
 
 
