@@ -69,7 +69,9 @@ def notes(rows: list[dict], peak: float) -> str:
     return "\n".join([
         f"- FLOP rate: from {frac[lo]:.0%} of the GEMM peak (`{lo}`) to {frac[hi]:.0%} "
         f"(`{hi}`). The GEMM peak ({peak:.1f} GFLOP/s) is measured in the same run and moves "
-        "between runs on shared machines, so compare the % column across runs, not seconds.",
+        "between runs on shared machines, so compare the % column across runs, not seconds."
+        + (" Above 100% means this run measured the GEMM peak low (one 2048² product, best of "
+           "5), not that a network beat it." if frac[hi] > 1 else ""),
         f"- Memory: `{rss['config']}` adds the most resident memory for one step "
         f"({rss['step_rss_mb']:.0f} MB over the imports; peak RSS {rss['peak_rss_mb']:.0f} MB).",
         "- Peak RSS is each configuration's own process high-water mark; step RSS subtracts the "

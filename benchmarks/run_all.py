@@ -56,10 +56,11 @@ RUNS = RESULTS / "run_all.json"  # when run_all last remade each table, and how 
 
 def run(name: str) -> float:
     module, extra, _, _ = BENCHMARKS[name]
-    out = RESULTS / f"{name}.md"
+    root = RESULTS.parent.parent  # the repository: tables name their output relative to it
+    out = (RESULTS / f"{name}.md").relative_to(root)
     t0 = time.perf_counter()
     cmd = [sys.executable, "-m", f"benchmarks.{module}", *extra, "--out", str(out)]
-    subprocess.run(cmd, check=True)
+    subprocess.run(cmd, check=True, cwd=root)
     return time.perf_counter() - t0
 
 
