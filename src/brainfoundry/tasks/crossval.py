@@ -35,7 +35,7 @@ from .evaluate import _predict_seed
 from .finetune import FinetuneConfig, finetune_seed, prepare_run, seed_config
 from .folds import assign_folds, fold_warnings
 from .model_io import load_task_model
-from .sources import pick_part
+from .sources import TaskSource
 from .spec import TaskSpec
 
 if TYPE_CHECKING:
@@ -51,7 +51,8 @@ CI_METHOD = (
 
 @dataclass
 class CV:
-    """What every fold needs: the run's config, task, store, cases and where they go."""
+    """What every fold needs: the run's config, task, store, cases and where they go; `source`:
+    the data as `prepare_run` read it (a held-out fold's reference masks come from it)."""
 
     cfg: FinetuneConfig
     spec: TaskSpec
@@ -59,7 +60,7 @@ class CV:
     cases: pd.DataFrame
     fold_of: dict[str, int]
     out: Path
-    data: Path
+    source: TaskSource
     n_boot: int
 
 
@@ -74,12 +75,11 @@ def cross_validate(
     for k in range(cfg.folds):  # a changed run is refused before any work
         for seed in cfg.seeds:
             check_resume(out / f"fold_{k}" / f"seed_{seed}" / "config.yaml", seed_config(cfg, seed))
-    spec, store, cases, warnings = prepare_run(cfg, data, out, log, store_dir)
+    spec, store, cases, warnings, source = prepare_run(cfg, data, out, log, store_dir)
     stratify = spec.type == "classification"
     fold_of = fold_table(cfg, cases, out / "folds.json", stratify)
     warnings += fold_warnings(cases, fold_of, cfg.folds, stratify)
-    held_out_data = pick_part(Path(data), "finetune", lambda _: None)[0]  # as prepare_run read
-    run = CV(cfg, spec, store, cases, fold_of, out, held_out_data, n_boot)
+    run = CV(cfg, spec, store, cases, fold_of, out, source, n_boot)
     folds, preds = [], []
     for k in range(cfg.folds):
         record, fold_preds = run_fold(run, k, log)
@@ -142,7 +142,7 @@ def score_held_out(run: CV, held: pd.DataFrame, seed_dir: Path) -> dict:
     cv_predictions.csv, then cv_metrics.json (last, the seed's done marker)."""
     model, card, spec = load_task_model(seed_dir)
     model = model.to(pick_device(run.cfg.train.device))
-    preds, _, warnings, checked = _predict_seed(model, card, spec, run.store, held, run.data)
+    preds, _, warnings, checked = _predict_seed(model, card, spec, run.store, held, run.source)
     preds = preds.rename(columns={"case": "subject"}).rename(columns={"key": "case"})
     text = preds.to_csv(index=False)
     atomic_write_text(seed_dir / "cv_predictions.csv", text)

@@ -3,7 +3,9 @@ bootstrap CIs, an HTML report per seed, and mean ± sd over seeds in OUT/metrics
 
 The test folder is prepared with the model's own card (spacing, normalisation) into
 OUT/test_store. Segmentation masks are mapped back onto each input's grid and scored there
-against the reference `seg.nii.gz`, so Dice/NSD/HD95 are in millimetres of the input scan.
+against the session's reference mask (a CSV manifest's `seg` column, or the folder layout's
+`seg.nii.gz`: `tasks.sources.reference_masks`), so Dice/NSD/HD95 are in millimetres of the
+input scan.
 What the numbers rest on but a table hides (sessions whose label prepare could not use, brains
 centre-cropped to the input box, regression outputs outside the card's output range, whose
 intervals are clipped as `predict` clips them) is logged and listed under "warnings" in each
@@ -35,7 +37,7 @@ from .data import (
 from .model_io import load_task_model
 from .output_range import check_table, ensemble_range
 from .predict import predict_cases, predict_segmentation, session_volume
-from .sources import run_spec, task_source
+from .sources import TaskSource, reference_masks, run_spec, task_source
 
 
 def seed_dirs(out: Path) -> list[Path]:
@@ -66,7 +68,7 @@ def evaluate(
         cases = case_table(store, spec)
         if cases.empty:
             raise InputError(data, f"no labelled test cases for task {spec.name}")
-        preds, volumes, warnings, checked = _predict_seed(model, card, spec, store, cases, data)
+        preds, volumes, warnings, checked = _predict_seed(model, card, spec, store, cases, src)
         preds = preds.drop(columns=["key"])
         preds.to_csv(d / "predictions.csv", index=False)
         summary = summarize(spec.type, preds, metrics=spec.metrics, n_boot=n_boot, seed=0)
@@ -106,15 +108,15 @@ def evaluate(
     return result
 
 
-def _predict_seed(model, card, spec, store, cases, data):
+def _predict_seed(model, card, spec, store, cases, src: TaskSource):
     """(predictions with key, montage loader or None, warnings, plausibility summary or None):
     what the seed predicts on the test cases, and what was lost or is implausible in it (labels
     prepare could not use, brains centre-cropped to the input box, regression outputs outside
-    the card's output range)."""
+    the card's output range). `src`: the data read, where the reference masks come from."""
     size = input_size(card)
     warnings = prepare_errors(store) + dropped_labels(store, spec)
     if spec.type == "segmentation":
-        preds, volumes = _segment(model, spec, store, cases, size, data)
+        preds, volumes = _segment(model, spec, store, cases, size, src)
         return preds, volumes, warnings, None
     warnings += crop_warnings(store, cases["key"], size)
     df = predict_cases(model, store, spec.channels, size, list(cases["key"]))
@@ -143,14 +145,12 @@ def _aggregate(per_seed: dict) -> dict:
     return out
 
 
-def _segment(model, spec, store, cases, size, data):
+def _segment(model, spec, store, cases, size, src: TaskSource):
     """Per-case Dice/NSD/HD95 on the input grid, and a loader of montage volumes."""
     from ..data.preprocess import Geometry, restore
-    from ..io.layouts import discover
     from ..io.volume import read_volume
 
-    _, entries = discover(Path(data))
-    seg_of = {(e.subject, e.session): e.seg_path for e in entries if e.seg_path}
+    seg_of = reference_masks(src)
     rows, masks = [], {}
     for r in cases.itertuples():
         g = store.manifest[store.manifest["group"] == r.key].iloc[0]

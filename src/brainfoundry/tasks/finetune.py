@@ -104,7 +104,7 @@ def finetune(
             "(`brainfoundry finetune --folds K`)"
         )
     out = Path(out)
-    spec, store, cases, warnings = prepare_run(cfg, data, out, log, store_dir)
+    spec, store, cases, warnings, _ = prepare_run(cfg, data, out, log, store_dir)
     results = {}
     for seed in cfg.seeds:
         results[int(seed)] = finetune_seed(cfg, spec, store, cases, out / f"seed_{seed}", seed, log)
@@ -114,8 +114,8 @@ def finetune(
 
 
 def prepare_run(cfg: FinetuneConfig, data, out: Path, log=print, store_dir=None):
-    """(task spec, prepared store, case table, warnings) of a fine-tuning run: the data is
-    prepared with the init checkpoint's recipe, and what it loses is said."""
+    """(task spec, prepared store, case table, warnings, task source) of a fine-tuning run:
+    the data is prepared with the init checkpoint's recipe, and what it loses is said."""
     if not cfg.task:
         raise ConfigError("no task: pass --task NAME or a spec .yaml")
     spec = get_task(cfg.task)
@@ -138,7 +138,7 @@ def prepare_run(cfg: FinetuneConfig, data, out: Path, log=print, store_dir=None)
     for w in found:
         log(f"warning: {w}")
     warnings += found
-    return spec, store, cases, warnings
+    return spec, store, cases, warnings, src
 
 
 def _init_overrides(cfg: FinetuneConfig, card: ModelCard | None, spacing, norm) -> list[str]:

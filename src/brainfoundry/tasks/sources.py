@@ -19,7 +19,7 @@ from typing import Literal
 
 from ..errors import ConfigError, DataErrors, InputError
 from ..io.bids import MISSING, bids_labels, bids_scans, is_bids_with_participants
-from ..io.layouts import ScanEntry
+from ..io.layouts import ScanEntry, discover
 from ..io.manifest import (
     Manifest,
     by_row,
@@ -60,6 +60,15 @@ def task_source(data: str | Path, spec: TaskSpec, role: Role, log: Log = print) 
     if is_bids_with_participants(path):
         return TaskSource(path, ("bids", bids_source(path, spec, log)), part)
     return TaskSource(path, None, part)
+
+
+def reference_masks(src: TaskSource) -> dict[tuple[str, str], str]:
+    """Each session's reference mask by (subject, session), from the entries `src` read and
+    checked (a manifest's seg column) or, for a folder layout, those `prepare` discovers there
+    (labels/.../seg.nii.gz): the one place a score finds its masks, so it reads the data as
+    the store was prepared from it, never by a second set of rules."""
+    entries = src.found[1] if src.found is not None else discover(src.path)[1]
+    return {(e.subject, e.session): e.seg_path for e in entries if e.seg_path}
 
 
 def _part(folder: Path, role: Role) -> Path | None:
