@@ -153,9 +153,8 @@ def test_labels_the_pipeline_cannot_train_yet_are_one_error(task_data, tmp_path,
     ]
     assert main([*argv, *TINY]) == 2
     err = capsys.readouterr().err
-    assert (
-        "column label holds 3 classes (0, 1, 2): multi-class classification is not supported" in err
-    )
+    assert "column label holds 3 classes (0, 1, 2), but task three is binary" in err
+    assert "type: multiclass" in err
     mmse = {f"sub_{i}": str(20 + i) for i in range(1, 11)}
     write_manifest(task_data["brainage"] / "finetune", own, "two.csv", mmse=mmse)
     spec.write_text(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import typer
 
@@ -37,12 +38,24 @@ def prepare(
     merge_only: bool = typer.Option(False, "--merge", help="Only merge finished shards."),
     map_: list[str] = typer.Option([], "--map", help="Sequence alias: NAME=modality (repeat)."),
     config: Path = typer.Option(None, "--config", "-c", help="YAML with PrepareConfig fields."),
+    task: str = typer.Option(
+        None,
+        "--task",
+        "-t",
+        help="Read RAW as this task's labelled data (a name or a spec .yaml), checked as "
+        "finetune checks it: its label columns (CSV, BIDS participants) or label.json targets "
+        "go into the store, one target:<name> column each (several targets too).",
+    ),
+    part: str = typer.Option(
+        "finetune",
+        "--part",
+        help="With --task: the part (finetune or test) of data that holds both.",
+    ),
     overrides: list[str] = typer.Argument(None, help="Config overrides a.b=c, after the paths."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Ingest and preprocess scans into a compressed, crop-readable store."""
-    from ..config import load_config, save_config
-    from ..data.prepare import PrepareConfig
+    from ..config import save_config
     from ..data.prepare import prepare as run
     from ..data.store import merge
     from ..errors import ConfigError
@@ -55,7 +68,24 @@ def prepare(
         i, n = (int(v) for v in shard.split("/"))
     except ValueError:
         raise ConfigError(f"--shard {shard!r}: expected i/n, e.g. 0/4") from None
-    ovr = list(overrides or [])
+    cfg = _config(config, list(overrides or []), spacing, layout, map_)
+
+    def log(line: str) -> None:
+        typer.echo(line, err=True)
+
+    raw, found = _task_data(raw, store, task, part, log) if task else (raw, None)
+    res = run(raw, store, cfg, workers=workers, shard=(i, n), progress=not quiet, log=log,
+              found=found)  # fmt: skip
+    save_config(cfg, store / "prepare.yaml")
+    _summary(res, store)
+
+
+def _config(config: Path | None, ovr: list[str], spacing: str, layout: str | None, map_):
+    """The PrepareConfig of the command line: --config, then the options, then a.b=c."""
+    from ..config import load_config
+    from ..data.prepare import PrepareConfig
+    from ..errors import ConfigError
+
     ovr.append(f"preprocess.spacing=[{','.join(map(str, _spacing(spacing)))}]")
     if layout:
         ovr.append(f"layout={layout}")
@@ -65,17 +95,24 @@ def prepare(
             raise ConfigError(f"--map {m!r}: expected NAME=modality")
         k, v = m.split("=", 1)
         cfg.modality_map[k.strip().lower()] = v.strip()
-    res = run(
-        raw,
-        store,
-        cfg,
-        workers=workers,
-        shard=(i, n),
-        progress=not quiet,
-        log=lambda s: typer.echo(s, err=True),
-    )
-    save_config(cfg, store / "prepare.yaml")
-    _summary(res, store)
+    return cfg
+
+
+def _task_data(raw: Path, store: Path, task: str, part: str, log):
+    """(path, found entries or None) of `raw` read as `task`'s data, as `finetune` reads it but
+    keeping several targets (`tasks.sources`); a store prepared before from other sessions or
+    labels is refused."""
+    from ..data.store import MANIFEST, Store
+    from ..errors import ConfigError
+    from ..tasks.sources import ROLES, Role, check_store, task_source
+    from ..tasks.spec import get_task
+
+    if part not in ROLES:
+        raise ConfigError(f"--part {part!r}: choose {' or '.join(ROLES)}")
+    src = task_source(raw, get_task(task), cast(Role, part), log, train=False)
+    if src.found is not None and (store / MANIFEST).exists():
+        check_store(Store(store), src.found[1], src.path)
+    return src.path, src.found
 
 
 def _summary(res, store: Path) -> None:

@@ -20,6 +20,7 @@ class Task(str, Enum):
     infarct = "infarct"
     meningioma = "meningioma"
     brainage = "brainage"
+    brain_profile = "brain-profile"
 
 
 _OUT = typer.Option(..., "-o", "--output", help="Folder to create (must be new or empty).")
@@ -106,7 +107,11 @@ def pretrain(
 
 @synth_app.command("task")
 def task(
-    name: Task = typer.Argument(..., help="infarct, meningioma or brainage."),
+    name: Task = typer.Argument(
+        ...,
+        help="infarct, meningioma, brainage, or brain-profile (brainage's cases with "
+        "label.json: age and gm_ml, wm_ml, csf_ml, wmh_ml tissue volumes).",
+    ),
     output: Path = _OUT,
     n: int = typer.Option(20, "--n", help="Fine-tuning cases (source domain)."),
     n_test: int = typer.Option(
@@ -132,7 +137,10 @@ def task(
     qc: bool = _QC,
     force: bool = _FORCE,
 ) -> None:
-    """A FOMO25-style task: OUTPUT/{finetune,test}/{preprocessed,labels}/sub_N/ses_1/…"""
+    """A FOMO25-style task: OUTPUT/{finetune,test}/{preprocessed,labels}/sub_N/ses_1/…
+
+    brain-profile writes labels/sub_N/ses_1/label.json ({"age": 61.3, "gm_ml": 612.4, ...}):
+    several regression targets per case, read and stored by `prepare --task brain-profile`."""
     _run(
         name.value, output, n, n_test, resolution, seed, shift, difficulty, workers, qc, force,
         shift_parts,

@@ -11,6 +11,7 @@ warnings.jsonl, and stays in the scans' records so that a resumed run reports it
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections import defaultdict
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from ..io.volume import Volume, read_volume
 from ..workers import init_worker
 from .arrays import ArrayFormat, write_array
 from .preprocess import PreprocessConfig, Preprocessed, preprocess_group
-from .store import merge, scan_id
+from .store import merge, scan_id, target_column
 
 N_LOCATIONS = 2000
 
@@ -236,11 +237,18 @@ def _write_scan(
         "warnings": json.dumps(shared["warnings"]),  # a string: the manifest stays flat
         "locs": shared["locs"],
         "label": e.label,
+        **_target_fields(e),
         "quality": e.quality,
         **st,
         "geometry": shared["geometry"],
     }
     atomic_write_text(root / "records" / f"{sid}.json", json.dumps(rec))
+
+
+def _target_fields(e: ScanEntry) -> dict:
+    """The scan's session targets as manifest columns target:<name> (None: missing, so the
+    record stays valid JSON; the manifest reads it as NaN)."""
+    return {target_column(k): None if math.isnan(v) else float(v) for k, v in e.targets.items()}
 
 
 def _write_group(

@@ -7,6 +7,10 @@ Layout of STORE/:
   records/<scan_id>.json       one finished scan (written last, atomically: the resume marker)
   manifest.parquet, plan.json  built from the records by `merge`
   errors.jsonl                 one line per failed input
+
+The manifest has one row per scan. A session's case-level label is its `label` column (one
+number); each named target a task read (several per session: age, tissue volumes, ...) is a
+column of its own, `target:<name>` (NaN: that target is missing for the session).
 """
 
 from __future__ import annotations
@@ -27,6 +31,12 @@ from .arrays import open_array
 MANIFEST = "manifest.parquet"
 PLAN = "plan.json"
 STORE_VERSION = 1
+TARGET_PREFIX = "target:"  # a named target's manifest column: target:<name>
+
+
+def target_column(name: str) -> str:
+    """The manifest column holding target `name` of every session (`target:<name>`)."""
+    return f"{TARGET_PREFIX}{name}"
 
 
 def scan_id(dataset: str, subject: str, session: str, sequence: str) -> str:

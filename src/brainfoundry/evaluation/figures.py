@@ -85,6 +85,27 @@ def calibration_figure(label, prob, bins: int = 10) -> Figure:
     return fig
 
 
+def confusion_figure(label, pred, classes: list[str]) -> Figure:
+    """Confusion matrix of the likeliest class: counts, each row shaded by its share of the
+    true class (so a rare class's errors show as clearly as a common one's)."""
+    k = len(classes)
+    m = np.zeros((k, k), int)
+    np.add.at(m, (np.asarray(label, int), np.asarray(pred, int)), 1)
+    share = m / np.maximum(m.sum(1, keepdims=True), 1)
+    fig = Figure(figsize=(1.6 + 0.7 * k, 1.2 + 0.7 * k))
+    ax = fig.subplots()
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(m[i, j]), ha="center", va="center",
+                    color="white" if share[i, j] > 0.6 else "black")  # fmt: skip
+    ax.set_xticks(range(k), classes, rotation=45, ha="right")
+    ax.set_yticks(range(k), classes)
+    ax.set(xlabel="predicted class", ylabel="true class", title="Confusion matrix")
+    fig.tight_layout()
+    return fig
+
+
 def age_figure(label, pred, lo=None, hi=None, summary: dict | None = None) -> Figure:
     """Predicted vs true age with 95% intervals as error bars and the identity line."""
     label = np.asarray(label, dtype=np.float64)

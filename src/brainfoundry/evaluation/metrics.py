@@ -29,8 +29,12 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "auroc": True,
     "auprc": True,
     "balanced_accuracy": True,
+    "auroc_ovr": True,
+    "f1_macro": True,
+    "accuracy": True,
     "dice": True,
     "nsd": True,
+    "nsd_area": True,
     "hd95": False,
     "mae": False,
     "pearson_r": True,
@@ -168,6 +172,70 @@ def balanced_accuracy(label, prob, threshold: float = 0.5):
     if ((n_pos == 0) | (n_neg == 0)).any():
         _warn("balanced accuracy with one class only is that class's recall")
     return _scalar(np.nanmean(np.stack([tpr, tnr]), axis=0))
+
+
+def _classes(label, probs) -> tuple[np.ndarray, np.ndarray]:
+    """Multiclass inputs: integer labels [..., n] and class probabilities [..., n, K]."""
+    probs = np.asarray(probs, dtype=np.float64)
+    label = np.asarray(label)
+    if probs.ndim < 2 or probs.shape[:-1] != label.shape:
+        raise ValueError(f"multiclass metrics need labels [n] and probabilities [n, K]; got "
+                         f"{label.shape} and {probs.shape}")  # fmt: skip
+    k = probs.shape[-1]
+    if not np.isin(label, np.arange(k)).all():
+        raise ValueError(f"multiclass labels must be class indices 0..{k - 1}")
+    if np.isnan(probs).any():
+        raise ValueError("metric inputs contain NaN; drop or impute those cases first")
+    return label.astype(int), probs
+
+
+@METRICS.register("auroc_ovr")
+@batched
+def auroc_ovr(label, probs):
+    """Macro one-vs-rest AUROC (scikit-learn's `roc_auc_score(multi_class="ovr")`, FOMO26's
+    linear-probe metric): each class's probability against all other cases, averaged over the
+    classes. A class absent from the cases has no ROC curve and is left out of the mean, with a
+    MetricWarning; NaN when no class has one."""
+    label, probs = _classes(label, probs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MetricWarning)
+        per = np.stack([np.asarray(auroc(label == j, probs[..., j]))
+                        for j in range(probs.shape[-1])])  # fmt: skip
+    if caught:
+        _warn("one-vs-rest AUROC: a class absent from the cases is left out of the mean")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: undefined, returned as NaN
+        return _scalar(np.nanmean(per, axis=0))
+
+
+def _confusion(label, probs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class (true positives, false positives, false negatives) [K, ...] of the argmax."""
+    label, probs = _classes(label, probs)
+    pred = probs.argmax(-1)
+    ks = np.arange(probs.shape[-1]).reshape(-1, *([1] * label.ndim))
+    t, p = label[None] == ks, pred[None] == ks
+    return (t & p).sum(-1), (~t & p).sum(-1), (t & ~p).sum(-1)
+
+
+@METRICS.register("f1_macro")
+@batched
+def f1_macro(label, probs):
+    """Macro F1 of the likeliest class: per class 2TP / (2TP + FP + FN), averaged over the
+    classes that occur among the labels or the predictions (scikit-learn's `average="macro"`
+    over the classes it sees)."""
+    tp, fp, fn = _confusion(label, probs)
+    denom = 2 * tp + fp + fn
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), np.nan)
+        return _scalar(np.nanmean(f1, axis=0))
+
+
+@METRICS.register("accuracy")
+@batched
+def accuracy(label, probs):
+    """Fraction of cases whose likeliest class is their label."""
+    label, probs = _classes(label, probs)
+    return _scalar((probs.argmax(-1) == label).mean(-1))
 
 
 @METRICS.register("mae")

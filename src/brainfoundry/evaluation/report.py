@@ -6,6 +6,8 @@ evaluation (it is also what predictions.csv holds):
 | task type      | columns                                                           |
 |----------------|-------------------------------------------------------------------|
 | classification | case, label (0/1), prob (predicted P(positive), 0–1)              |
+| multiclass     | case, label (class index 0..K-1), prob_0 .. prob_K-1 (class       |
+|                | probabilities, summing to 1), pred (the likeliest class)          |
 | regression     | case, label (true value, e.g. age in years), pred, and optionally |
 |                | lo, hi (the 95% prediction interval)                              |
 | segmentation   | case, dice, nsd, hd95 (per case, from                             |
@@ -29,9 +31,10 @@ import pandas as pd
 from . import figures, report_html, scoring
 from .report_html import Section
 
-TASK_TYPES = ("classification", "regression", "segmentation")
+TASK_TYPES = ("classification", "multiclass", "regression", "segmentation")
 REQUIRED = {
     "classification": ("case", "label", "prob"),
+    "multiclass": ("case", "label", "prob_0", "prob_1"),
     "regression": ("case", "label", "pred"),
     "segmentation": ("case", "dice", "nsd", "hd95"),
 }
@@ -84,13 +87,18 @@ def summarize(
     if metrics is None:
         cols = set(df.columns)
         metrics = [
-            m for m in scoring.metrics_for(task_type) if set(scoring.columns(task_type, m)) <= cols
-        ]
+            m for m in scoring.metrics_for(task_type)
+            if set(scoring.columns(task_type, m)) - {scoring.PROBS} <= cols
+        ]  # fmt: skip
     out: dict = {"task_type": task_type, "n_cases": len(df), "alpha": alpha, "n_boot": n_boot}
     out["seed"] = seed
     if task_type == "classification":
         y = df["label"].to_numpy().astype(int)
         out.update(n_positive=int(y.sum()), n_negative=int((1 - y).sum()), threshold=threshold)
+    if task_type == "multiclass":
+        y = df["label"].to_numpy().astype(int)
+        k = sum(c.startswith("prob_") for c in df.columns)
+        out["n_per_class"] = np.bincount(y, minlength=k).tolist()
     out["resampling"] = scoring.RESAMPLING[task_type]
     out["metrics"] = {
         m: scoring.score_ci(
@@ -113,6 +121,14 @@ def _classification_sections(df: pd.DataFrame, m: dict) -> list[Section]:
         sections = [Section("roc", "ROC curve", note="Not drawn: the cases hold one class.")]
     cal = figures.to_png(figures.calibration_figure(y, p))
     return [*sections, Section("calibration", "Calibration", cal, "reliability diagram")]
+
+
+def _multiclass_sections(df: pd.DataFrame, classes: list[str] | None) -> list[Section]:
+    k = sum(c.startswith("prob_") and c[5:].isdigit() for c in df.columns)
+    names = classes if classes and len(classes) == k else [str(i) for i in range(k)]
+    probs = df[scoring.class_columns(k)].to_numpy(float)
+    fig = figures.confusion_figure(df["label"].to_numpy(int), probs.argmax(1), names)
+    return [Section("confusion", "Confusion matrix", figures.to_png(fig), "confusion matrix")]
 
 
 def _regression_sections(df: pd.DataFrame, m: dict) -> list[Section]:
@@ -155,10 +171,14 @@ def figure_sections(
     metrics: dict,
     volumes: Volumes | None = None,
     n_montage: int = 2,
+    classes: list[str] | None = None,
 ) -> list[Section]:
-    """The figures the report shows for `task_type`, in page order (`metrics`: summary's)."""
+    """The figures the report shows for `task_type`, in page order (`metrics`: summary's;
+    `classes`: a multiclass task's class names)."""
     if task_type == "classification":
         return _classification_sections(predictions, metrics)
+    if task_type == "multiclass":
+        return _multiclass_sections(predictions, classes)
     if task_type == "regression":
         return _regression_sections(predictions, metrics)
     return _segmentation_sections(predictions, volumes, n_montage)
@@ -197,7 +217,7 @@ def write_report(
     summary = metrics if metrics is not None else summarize(task_type, predictions)
     m = summary.get("metrics", {})
     sections = warning_sections(summary) + figure_sections(
-        task_type, predictions, m, volumes, n_montage
+        task_type, predictions, m, volumes, n_montage, summary.get("classes")
     )
     title = title or f"brainfoundry evaluation: {task_type}"
     text = report_html.page(title, summary, len(predictions), sections, details)

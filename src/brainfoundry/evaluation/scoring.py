@@ -27,12 +27,31 @@ from .statistics import (
     percentile_ci,
 )
 
+CATEGORICAL = ("classification", "multiclass")  # task types whose label is a class
+PROBS = "prob_*"  # a multiclass table's class probabilities prob_0 .. prob_K-1, read as [n, K]
+
+
+def class_columns(n_classes: int) -> list[str]:
+    """The predictions-table columns of a multiclass head's class probabilities, in order."""
+    return [f"prob_{k}" for k in range(int(n_classes))]
+
+
+def _class_columns_of(df: pd.DataFrame) -> list[str]:
+    n = sum(1 for c in df.columns if str(c).startswith("prob_") and str(c)[5:].isdigit())
+    return class_columns(n)
+
+
 # the predictions-table columns each case-level metric reads, truth first
 COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
     "classification": {
         "auroc": ("label", "prob"),
         "auprc": ("label", "prob"),
         "balanced_accuracy": ("label", "prob"),
+    },
+    "multiclass": {  # PROBS: every class probability column, [n, K]
+        "auroc_ovr": ("label", "prob_*"),
+        "f1_macro": ("label", "prob_*"),
+        "accuracy": ("label", "prob_*"),
     },
     "regression": {
         "mae": ("label", "pred"),
@@ -46,6 +65,7 @@ COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 RESAMPLING = {
     "classification": "cases, stratified by label",
+    "multiclass": "cases, stratified by label",
     "regression": "cases",
     "segmentation": "cases (mean of per-case values)",
 }
@@ -86,15 +106,22 @@ def _function(task_type: str, name: str, threshold: float):
 
 def _arrays(task_type: str, name: str, df: pd.DataFrame) -> list[np.ndarray]:
     cols = columns(task_type, name)
-    missing = [c for c in cols if c not in df.columns]
+    probs = _class_columns_of(df)
+    missing = [c for c in cols if c not in df.columns and not (c == PROBS and probs)]
     if missing:
         raise ValueError(f"metric {name} needs predictions columns {list(cols)}; missing {missing}")
-    dtype = int if task_type == "classification" else float
-    return [df[c].to_numpy().astype(dtype if c == "label" else float) for c in cols]
+    dtype = int if task_type in CATEGORICAL else float
+    out = []
+    for c in cols:
+        if c == PROBS:
+            out.append(df[probs].to_numpy(float))
+        else:
+            out.append(df[c].to_numpy().astype(dtype if c == "label" else float))
+    return out
 
 
 def _strata(task_type: str, df: pd.DataFrame):
-    return df["label"].to_numpy().astype(int) if task_type == "classification" else None
+    return df["label"].to_numpy().astype(int) if task_type in CATEGORICAL else None
 
 
 def score(task_type: str, name: str, df: pd.DataFrame, *, threshold: float = 0.5):

@@ -7,7 +7,8 @@ order, the spacing and the normalisation; the scans get exactly the preprocessin
 (`inference.core`), and a mask is mapped back onto the input's own grid.
 
 Outputs, all written atomically (a temporary name, then a rename: never a partial file):
-- classification: OUTPUT.txt with P(positive); regression: OUTPUT.txt with the value (repr,
+- classification: OUTPUT.txt with P(positive); multiclass: OUTPUT.txt with the likeliest class's
+  name (every class's probability in the JSON); regression: OUTPUT.txt with the value (repr,
   full precision); segmentation: OUTPUT.nii.gz, {0,1} uint8, the input's shape and affine;
 - OUTPUT.json beside it: the uncertainty (95% interval with the guarantee its calibration
   gives, probability, spread over the ensemble, lesion volume), provenance and warnings (a brain
@@ -154,6 +155,8 @@ class Predictor:
         calibration = _calibration([m.card for m in self.members])
         if self.spec.type == "classification":
             out = _classification_summary([float(r["prob"][0]) for r in res], calibration)
+        elif self.spec.type == "multiclass":
+            out = _multiclass_summary([r["probs"][0] for r in res], self.spec.classes)
         else:
             ranges = [m.card.extra.get("output_range") for m in self.members]
             limits = ensemble_range(ranges, self.spec.range, self.spec.unit)
@@ -226,6 +229,22 @@ def _classification_summary(ps: list[float], calibration: dict | None) -> dict:
             "entropy_bits": _entropy(p),
             "calibration": calibration
             or f"none: the head's sigmoid, averaged over {len(ps)} seed(s)",
+        },
+    }
+
+
+def _multiclass_summary(ps: list[np.ndarray], classes: list[str]) -> dict:
+    """The likeliest class of the members' mean probabilities, with every class's probability."""
+    p = np.mean(np.stack(ps), axis=0)
+    sd = np.std(np.stack(ps), axis=0) if len(ps) > 1 else np.full(len(p), np.nan)
+    ent = float(-np.sum(p * np.log2(np.clip(p, 1e-12, 1.0))))
+    return {
+        "value": classes[int(np.argmax(p))],
+        "uncertainty": {
+            "probabilities": {c: float(v) for c, v in zip(classes, p)},
+            "ensemble_sd": {c: (None if math.isnan(v) else float(v)) for c, v in zip(classes, sd)},
+            "entropy_bits": ent,
+            "calibration": f"none: the head's softmax, averaged over {len(ps)} seed(s)",
         },
     }
 
@@ -309,6 +328,8 @@ def write_outputs(
             qc_png(png, result)
         if result["kind"] == "segmentation":
             write_nifti(main, result["mask"], result["affine"])
+        elif result["kind"] == "multiclass":  # the class name; its probabilities in the JSON
+            atomic_write_text(main, str(result["value"]) + "\n")
         else:
             atomic_write_text(main, repr(float(result["value"])) + "\n")
     except BaseException:

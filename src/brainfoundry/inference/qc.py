@@ -14,6 +14,9 @@ def _title(result: dict) -> str:
     u = result.get("uncertainty", {})
     if result["kind"] == "classification":
         return f"{result['task']}: P(positive) = {result['value']:.3f}"
+    if result["kind"] == "multiclass":
+        p = u.get("probabilities", {}).get(result["value"], float("nan"))
+        return f"{result['task']}: {result['value']} (P = {p:.3f})"
     if result["kind"] == "regression":
         lo, hi = u.get("interval_95", [float("nan")] * 2)
         text = f"{result['task']}: {result['value']:.1f} (95% interval {lo:.1f} to {hi:.1f})"

@@ -8,6 +8,8 @@ manifest file) and `dicom` (folders of DICOM series). `detect_layout` picks one 
 from __future__ import annotations
 
 import csv
+import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +34,9 @@ class ScanEntry:
     sequence: str  # the name as found (file stem, BIDS suffix, series description)
     modality: str | None
     label: float | None = None  # case-level label (class or age), if the layout has one
+    # named case-level targets (column / key -> value, NaN: missing), when the data names them
+    # (a task's label columns, label.json); `label` is then the first one's value
+    targets: dict[str, float] = field(default_factory=dict)
     seg_path: str | None = None  # voxel label map of this session, if any
     quality: float | None = None
     dataset: str = ""
@@ -57,6 +62,37 @@ def _read_label(path: Path) -> float:
         return float(text.split()[0])
     except (ValueError, IndexError, OSError):
         raise InputError(path, "label file must hold one number (0/1 or an age)") from None
+
+
+LABEL_JSON = "label.json"
+_TARGETS_SHAPE = "label.json must be one JSON object {target name: number or null}"
+
+
+def read_targets(path: Path) -> dict[str, float]:
+    """A session's label.json: {target name: number or null} as {name: value} (null: NaN, a
+    missing target), in the file's order. Anything else is one error naming the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise InputError(path, f"cannot read the label file ({e.strerror})") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(path, f"not valid JSON ({e}); {_TARGETS_SHAPE}") from None
+    if not isinstance(data, dict) or not data:
+        raise InputError(path, f"holds {type(data).__name__ if data else 'no target'}; "
+                         f"{_TARGETS_SHAPE}")  # fmt: skip
+    bad = [f"{k!r} is {json.dumps(v)}, not a number or null" for k, v in data.items()
+           if not _is_target(v)]  # fmt: skip
+    bad += ["a target has an empty name"] if any(not k.strip() for k in data) else []
+    if bad:
+        raise InputError(path, f"{'; '.join(bad)} ({_TARGETS_SHAPE})")
+    return {k: math.nan if v is None else float(v) for k, v in data.items()}
+
+
+def _is_target(v: object) -> bool:
+    """A finite JSON number (true/false are not) or null."""
+    if v is None:
+        return True
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _scan_sessions(
@@ -95,16 +131,23 @@ def scan_fomo60k(root: Path) -> list[ScanEntry]:
 
 
 def _task_session_fields(labels: Path, sub: Path, ses: Path) -> dict:
-    """A fomo-task session's case label (labels/<sub>/<ses>/label.txt) and seg map, if any."""
+    """A fomo-task session's case label, named targets and seg map, if any, from
+    labels/<sub>/<ses>/: label.txt (one number), label.json ({target: number or null}, the
+    targets; its first one is the label when there is no label.txt) and seg.nii.gz."""
     ldir = labels / sub.name / ses.name
     label = _read_label(ldir / "label.txt") if (ldir / "label.txt").exists() else None
+    targets = read_targets(ldir / LABEL_JSON) if (ldir / LABEL_JSON).exists() else {}
+    if label is None and targets:
+        first = next(iter(targets.values()))
+        label = None if math.isnan(first) else first
     seg = ldir / "seg.nii.gz"
-    return {"label": label, "seg_path": str(seg) if seg.exists() else None}
+    return {"label": label, "targets": targets, "seg_path": str(seg) if seg.exists() else None}
 
 
 @LAYOUTS.register("fomo-task")
 def scan_fomo_task(root: Path) -> list[ScanEntry]:
-    """A FOMO fine-tuning task: preprocessed/<sub>/<ses>/*.nii.gz, labels/<sub>/<ses>/..."""
+    """A FOMO fine-tuning task: preprocessed/<sub>/<ses>/*.nii.gz, labels/<sub>/<ses>/{label.txt,
+    label.json,seg.nii.gz} (each optional)."""
     pre, lab = root / "preprocessed", root / "labels"
     if not pre.is_dir():
         raise InputError(root, "fomo-task layout needs a 'preprocessed' folder")

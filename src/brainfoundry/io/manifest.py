@@ -271,21 +271,30 @@ def manifest_entries(
     rows: Sequence[ManifestRow],
     label_column: str | None,
     columns: Sequence[str] | None = None,
+    targets: Sequence[str] = (),
 ) -> list[ScanEntry]:
     """The scans of `rows` (in `columns`, default all) as the entries `prepare` ingests; each
-    carries its session's label from `label_column` and its mask, if any."""
+    carries its session's label from `label_column`, its named `targets` (label columns; an
+    empty or bad cell is NaN, the caller has checked them) and its mask, if any."""
     out = []
     for r in rows:
         value = parse_label(r.labels.get(label_column, "")) if label_column else None
         label = value if isinstance(value, float) else None
+        named = {c: number_or_nan(r.labels.get(c, "")) for c in targets}
         seg = str(m.resolve(r.seg)) if r.seg else None
         for col, cell in r.scans.items():
             if columns is None or col in columns:
                 mod = m.modalities[col]
                 out.append(ScanEntry(str(m.resolve(cell)), r.subject, r.session, mod, mod,
-                                     label=label, seg_path=seg, dataset=m.path.stem,
-                                     extra={"row": r.row}))  # fmt: skip
+                                     label=label, targets=dict(named), seg_path=seg,
+                                     dataset=m.path.stem, extra={"row": r.row}))  # fmt: skip
     return out
+
+
+def number_or_nan(cell: str) -> float:
+    """A label cell as a number, NaN when it is empty or no number (a missing target)."""
+    value = parse_label(cell)
+    return value if isinstance(value, float) else math.nan
 
 
 def scan_manifest(path: Path) -> list[ScanEntry]:

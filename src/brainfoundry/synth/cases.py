@@ -52,6 +52,7 @@ class Session:
     meta: dict
     qc: dict = field(default_factory=dict)  # 2D slices for the montage
     tissues: torch.Tensor | None = None  # [6,X,Y,Z] fractions, only when asked for
+    volumes: dict[str, float] = field(default_factory=dict)  # `tissue_volumes`, in mL
 
 
 def _z_range(mask: torch.Tensor) -> tuple[int, int] | None:
@@ -107,6 +108,8 @@ def make_session(spec: SessionSpec, anat: Anatomy, keep_tissues: bool = False) -
     labelled |= infarct_mask
     extra, meta["distractors"] = _distractors(rng, spec, anat, coords, tissues, ageing)
     lesions += extra
+    wmh_fraction = next((les.fraction for les in extra if les.name == "wmh"), None)
+    volumes = tissue_volumes(tissues, wmh_fraction, brain, anat.res)
 
     contrast = draw_contrast(rng, spec.shift_of("contrast"), spec.vendor)
     contrast.means = age_contrast(contrast.means, ageing)
@@ -124,9 +127,25 @@ def make_session(spec: SessionSpec, anat: Anatomy, keep_tissues: bool = False) -
         acquisition=acquisition,
     )
     lesion = (labelled & keep).numpy().astype(np.uint8)
-    out = Session(images, lesion, keep.numpy(), meta, tissues=tissues if keep_tissues else None)
+    out = Session(images, lesion, keep.numpy(), meta, tissues=tissues if keep_tissues else None,
+                  volumes=volumes)  # fmt: skip
     out.qc = qc_slices(out)
     return out
+
+
+def tissue_volumes(
+    tissues: torch.Tensor, wmh: torch.Tensor | None, brain: torch.Tensor, res: float
+) -> dict[str, float]:
+    """The subject's tissue volumes in mL, from the generator's own tissue fractions ([6,X,Y,Z],
+    CHANNELS order) summed over the whole brain mask at `res` mm (the person's brain, whatever
+    a scan covers): gm_ml (cortical + deep GM), wm_ml (WM without its hyperintensities),
+    csf_ml (sulcal CSF + ventricles) and wmh_ml (the hyperintensity fraction `wmh`, 0 if none).
+    Tumour tissue is in none of them."""
+    t = tissues[:, brain]
+    w = wmh[brain] if wmh is not None else torch.zeros_like(t[0])
+    ml = res**3 / 1000.0
+    parts = {"gm_ml": t[1] + t[2], "wm_ml": (t[0] - w).clamp(min=0.0), "csf_ml": t[3] + t[4]}
+    return {k: float(v.sum()) * ml for k, v in (parts | {"wmh_ml": w}).items()}
 
 
 def _subject_tissues(

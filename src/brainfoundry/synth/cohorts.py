@@ -15,6 +15,7 @@ TASK_MODALITIES = {  # required, then one of the alternatives
     "infarct": (("flair", "dwi_b1000", "adc"), ("t2s", "swi")),
     "meningioma": (("flair", "dwi_b1000"), ("t2s", "swi")),
     "brainage": (("t1", "t2"), ()),
+    "brain-profile": (("t1", "t2"), ()),
 }
 # FOMO60K-like share of sessions holding each sequence (pretraining corpus)
 PRETRAIN_SEQUENCES = {
@@ -35,12 +36,12 @@ class Job:
     subject: str  # sub_<N>
     session: str  # ses_<M>
     spec: SessionSpec
-    label: float | None  # infarct 0/1, brain age in years, None otherwise
+    label: float | None  # infarct 0/1, brain age in years (brainage, brain-profile), else None
     qc: bool = False
 
 
 def _seed(cfg: SynthConfig, *key: int) -> int:
-    ss = np.random.SeedSequence(cfg.seed, spawn_key=(KINDS.index(cfg.kind), *key))
+    ss = np.random.SeedSequence(cfg.seed, spawn_key=(KINDS.index(cfg.base_kind), *key))
     return int(ss.generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
@@ -75,13 +76,14 @@ def _plan_task(
     cfg: SynthConfig, split: str, split_id: int, n: int, shift: float, first_id: int
 ) -> list[Job]:
     rng = _split_rng(cfg, split_id)
-    if cfg.kind == "infarct":
+    kind = cfg.base_kind  # brain-profile: brainage's cases
+    if kind == "infarct":
         n_pos = int(
             np.clip(round(n * cfg.positive_fraction), 1 if n > 1 else 0, n - 1 if n > 1 else 1)
         )
         labels = rng.permutation(np.r_[np.ones(n_pos), np.zeros(n - n_pos)])
         ages = _ages(rng, cfg, n, 45.0, 90.0)
-    elif cfg.kind == "meningioma":
+    elif kind == "meningioma":
         labels, ages = np.full(n, np.nan), _ages(rng, cfg, n, 30.0, 85.0)
     else:
         ages = _ages(rng, cfg, n, cfg.min_age, cfg.max_age)
@@ -90,20 +92,20 @@ def _plan_task(
     jobs = []
     for i in range(n):
         infarcts = 0
-        if cfg.kind == "infarct" and labels[i] == 1:
+        if kind == "infarct" and labels[i] == 1:
             infarcts = int(rng.choice([1, 2, 3], p=[0.7, 0.2, 0.1]))
         spec = SessionSpec(
             subject_seed=_seed(cfg, split_id, i, 0),
             session_seed=_seed(cfg, split_id, i, 1),
             age=float(ages[i]),
-            sequences=_one_of(rng, cfg.kind),
+            sequences=_one_of(rng, kind),
             shift=shift,
             shift_parts=tuple(cfg.shift_parts),
             vendor=str(rng.choice(vendors)) if shift > 0 else None,
             difficulty=cfg.difficulty,
             infarcts=infarcts,
-            meningioma=cfg.kind == "meningioma",
-            distractors=cfg.kind != "brainage",
+            meningioma=kind == "meningioma",
+            distractors=kind != "brainage",
         )
         label = None if np.isnan(labels[i]) else float(labels[i])
         jobs.append(Job(split, f"sub_{first_id + i}", "ses_1", spec, label, qc=i < cfg.qc_cases))

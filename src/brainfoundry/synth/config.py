@@ -6,7 +6,11 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 
-KINDS = ("pretrain", "infarct", "meningioma", "brainage")
+KINDS = ("pretrain", "infarct", "meningioma", "brainage")  # the data seeds follow this order
+# kinds made of another kind's cases (the same seeds, so the same scans) with other labels:
+# brain-profile is brainage with label.json (age and tissue volumes in mL) per case. Not in
+# KINDS: a benchmark suite has no task it could train on them yet (several targets).
+DERIVED = {"brain-profile": "brainage"}
 RESOLUTION_PRESETS = {"realistic": 1.0, "cpu": 2.0, "fast": 3.0, "tiny": 5.0}
 GENERATOR_VERSION = "1.0"
 # what the clinical shift moves: head pose, vendor tissue contrast, partial z coverage, and the
@@ -16,7 +20,7 @@ SHIFT_PARTS = ("pose", "contrast", "coverage", "acquisition")
 
 @dataclass
 class SynthConfig:
-    kind: str = "pretrain"  # pretrain | infarct | meningioma | brainage
+    kind: str = "pretrain"  # pretrain | infarct | meningioma | brainage | brain-profile
     n: int = 40  # pretrain: subjects; task: fine-tuning (source-domain) cases
     n_test: int | None = None  # task: clinical-domain test cases (default 2 x n)
     resolution: float = 2.0  # isotropic output spacing, mm (1 realistic, 2-3 for CPU work)
@@ -32,12 +36,18 @@ class SynthConfig:
     max_age: float = 90.0
 
     @property
+    def base_kind(self) -> str:
+        """The kind whose cases this one makes (itself, or brainage for brain-profile)."""
+        return DERIVED.get(self.kind, self.kind)
+
+    @property
     def test_cases(self) -> int:
         return 2 * self.n if self.n_test is None else self.n_test
 
     def validate(self) -> SynthConfig:
-        if self.kind not in KINDS:
-            raise ConfigError(f"unknown synth dataset {self.kind!r}; choose one of {list(KINDS)}")
+        if self.kind not in KINDS and self.kind not in DERIVED:
+            known = [*KINDS, *DERIVED]
+            raise ConfigError(f"unknown synth dataset {self.kind!r}; choose one of {known}")
         if self.n < 1:
             raise ConfigError(f"--n must be at least 1 (got {self.n})")
         if self.kind != "pretrain" and self.test_cases < 0:

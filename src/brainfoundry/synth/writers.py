@@ -29,6 +29,14 @@ LABELS = {
     },
     "meningioma": {"type": "segmentation", "file": "seg.nii.gz", "values": [0, 1]},
     "brainage": {"type": "regression", "file": "label.txt", "unit": "years"},
+    "brain-profile": {
+        "type": "regression",
+        "file": "label.json",
+        "targets": {"age": "years", "gm_ml": "mL", "wm_ml": "mL", "csf_ml": "mL", "wmh_ml": "mL"},
+        "volumes": "the generator's tissue fractions summed over the whole brain mask at the "
+        "written resolution: gm cortical + deep grey matter, wm white matter without its "
+        "hyperintensities, csf sulcal CSF + ventricles, wmh white-matter hyperintensities",
+    },
 }
 
 
@@ -55,9 +63,12 @@ def run_job(job: Job, out: str, kind: str, res: float) -> dict:
     img_dir, lab_dir = _case_dir(Path(out), job, kind)
     for stem, vol in s.images.items():
         write_nifti(img_dir / f"{stem}.nii.gz", vol, anat.affine)
+    targets = profile_targets(job, s.volumes) if kind == "brain-profile" else None
     if lab_dir is not None:
         if kind == "meningioma":
             write_nifti(lab_dir / "seg.nii.gz", s.lesion, anat.affine)
+        elif targets is not None:
+            atomic_write_text(lab_dir / "label.json", json.dumps(targets) + "\n")
         else:
             assert job.label is not None  # labelled kinds always carry a label
             text = f"{int(job.label)}" if kind == "infarct" else f"{job.label:.1f}"
@@ -72,7 +83,16 @@ def run_job(job: Job, out: str, kind: str, res: float) -> dict:
         "label": int(job.label) if kind == "infarct" and job.label is not None else job.label,
     } | s.meta
     record["lesion_voxels"] = int(s.lesion.sum())
+    if targets is not None:
+        record["targets"] = targets
     return {"record": record, "qc": s.qc if job.qc else None}
+
+
+def profile_targets(job: Job, volumes: dict[str, float]) -> dict[str, float]:
+    """A brain-profile case's label.json: its age (years, as brainage's label.txt) and tissue
+    volumes (mL, `cases.tissue_volumes`), rounded to 0.1."""
+    assert job.label is not None  # an age, planned with the case
+    return {"age": round(job.label, 1)} | {k: round(v, 1) for k, v in volumes.items()}
 
 
 def _init_worker(anat: object) -> None:

@@ -76,7 +76,7 @@ def cross_validate(
         for seed in cfg.seeds:
             check_resume(out / f"fold_{k}" / f"seed_{seed}" / "config.yaml", seed_config(cfg, seed))
     spec, store, cases, warnings, source = prepare_run(cfg, data, out, log, store_dir)
-    stratify = spec.type == "classification"
+    stratify = spec.categorical
     fold_of = fold_table(cfg, cases, out / "folds.json", stratify)
     warnings += fold_warnings(cases, fold_of, cfg.folds, stratify)
     run = CV(cfg, spec, store, cases, fold_of, out, source, n_boot)
@@ -163,13 +163,15 @@ def write_summary(run: CV, folds: list[dict], preds: pd.DataFrame, warnings: lis
     atomic_write_text(run.out / "cv_predictions.csv", preds.to_csv(index=False))
     pooled = pooled_predictions(preds)
     summary = summarize(spec.type, pooled, metrics=spec.metrics, n_boot=run.n_boot, seed=0)
+    if spec.type == "multiclass":
+        summary["classes"] = spec.classes
     summary.update(task=spec.name, warnings=warnings)
     record = {
         "task": spec.name, "folds": run.cfg.folds, "fold_seed": run.cfg.fold_seed,
         "seeds": [int(s) for s in run.cfg.seeds], "n_cases": len(run.cases),
         "n_subjects": int(run.cases["case"].nunique()),
         "grouping": "subject (no subject in two folds)",
-        "stratified": spec.type == "classification", "ci": CI_METHOD, "metrics": over,
+        "stratified": spec.categorical, "ci": CI_METHOD, "metrics": over,
         "per_fold": folds, "pooled": summary, "warnings": warnings,
     }  # fmt: skip
     atomic_write_text(run.out / "cv.json", json.dumps(record, indent=2) + "\n")

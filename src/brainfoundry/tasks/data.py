@@ -89,6 +89,11 @@ def case_table(store: Store, spec: TaskSpec) -> pd.DataFrame:
             continue
         if spec.type == "segmentation":
             check_label_classes(store, g.iloc[0], spec)
+        elif spec.categorical and spec.class_index(float(label)) is None:
+            n = spec.n_classes
+            raise InputError(g["source"].iloc[0], f"session {g['subject'].iloc[0]}/"
+                             f"{g['session'].iloc[0]}: label {float(label):g} is not one of "
+                             f"task {spec.name}'s {n} classes (0..{n - 1})")  # fmt: skip
         rows.append({"key": str(gid), "case": str(g["subject"].iloc[0]), "label": label})
     return pd.DataFrame(rows, columns=["key", "case", "label"])
 

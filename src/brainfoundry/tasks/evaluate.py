@@ -71,15 +71,7 @@ def evaluate(
         preds, volumes, warnings, checked = _predict_seed(model, card, spec, store, cases, src)
         preds = preds.drop(columns=["key"])
         preds.to_csv(d / "predictions.csv", index=False)
-        summary = summarize(spec.type, preds, metrics=spec.metrics, n_boot=n_boot, seed=0)
-        summary["task"] = spec.name
-        if "calibration" in card.extra:  # which guarantee the intervals carry
-            summary["calibration"] = card.extra["calibration"]
-        if spec.type == "segmentation":
-            summary["nsd_tolerance_mm"] = spec.nsd_tolerance_mm
-        if checked is not None:
-            summary["plausibility"] = checked
-        summary["warnings"] = warnings
+        summary = _summary(spec, card, preds, n_boot, checked, warnings)
         (d / "metrics.json").write_text(json.dumps(summary, indent=2))
         details = {
             "task": spec.name,
@@ -106,6 +98,22 @@ def evaluate(
               "per_seed": per_seed, "warnings": warned}  # fmt: skip
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def _summary(spec, card, preds, n_boot: int, checked, warnings: list[str]) -> dict:
+    """A seed's metrics.json: the metrics with CIs, and what they rest on."""
+    summary = summarize(spec.type, preds, metrics=spec.metrics, n_boot=n_boot, seed=0)
+    summary["task"] = spec.name
+    if spec.type == "multiclass":
+        summary["classes"] = spec.classes
+    if "calibration" in card.extra:  # which guarantee the intervals carry
+        summary["calibration"] = card.extra["calibration"]
+    if spec.type == "segmentation":
+        summary["nsd_tolerance_mm"] = spec.nsd_tolerance_mm
+    if checked is not None:
+        summary["plausibility"] = checked
+    summary["warnings"] = warnings
+    return summary
 
 
 def _predict_seed(model, card, spec, store, cases, src: TaskSource):

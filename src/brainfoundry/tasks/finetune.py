@@ -245,9 +245,7 @@ def seed_config(cfg: FinetuneConfig, seed: int) -> FinetuneConfig:
 
 def _split(cfg, spec, cases, seed_dir: Path, seed: int) -> dict:
     """This seed's train/val split, written once; a resumed folder must have the same one."""
-    splits = few_shot_split(
-        cases, cfg.shots, seed, stratify=spec.type == "classification", n_val=cfg.val_cases
-    )
+    splits = few_shot_split(cases, cfg.shots, seed, stratify=spec.categorical, n_val=cfg.val_cases)
     old = seed_dir / "splits.json"
     if old.exists() and json.loads(old.read_text()) != splits:
         raise ConfigError(
@@ -269,6 +267,8 @@ def _model(cfg, spec, cases, splits, seed: int, log):
     if spec.type == "regression":  # the head predicts in units of the training labels' spread
         y = cases.set_index("key").loc[splits["train"], "label"].astype(float)
         head_kw = {"y_mean": float(y.mean()), "y_std": float(y.std(ddof=0)) or 1.0}
+    if spec.type == "multiclass":
+        head_kw = {"n_classes": spec.n_classes}
     model = create_task_model(spec.type, backbone, **head_kw)
     return model, backbone, init_card, head_kw, report
 

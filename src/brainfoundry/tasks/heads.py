@@ -7,6 +7,7 @@ Trainer and `predict(image, present) -> outputs` for validation and evaluation.
   feature map, so its spatial mean is nearly the same for every scan (measured: such a brain-age
   head predicted one constant age); the max keeps where a feature fires strongly (a small
   lesion), the shallow stages keep tissue-level statistics (CSF fraction, contrast).
+- multiclass: the same pooling → linear → K class logits; cross-entropy; softmax probabilities.
 - regression: the same pooling → (mean, log-variance) of a Gaussian, trained with its negative
   log-likelihood (mean-variance estimation, Nix & Weigend 1994) on standardised targets.
 - segmentation: the backbone's encoder + decoder → per-voxel logits; cross-entropy + soft Dice.
@@ -96,6 +97,28 @@ class ClassificationModel(_Pooled):
     def predict(self, image: torch.Tensor, present: torch.Tensor | None = None) -> dict:
         logit = self.head(self.features(image, present))[:, 0]
         return {"prob": torch.sigmoid(logit)}
+
+
+@HEADS.register("multiclass")
+class MulticlassModel(_Pooled):
+    """K mutually exclusive classes (FOMO26's linear-probe task): softmax over K logits."""
+
+    def __init__(self, backbone: Backbone | Channelwise, n_classes: int = 3, **_: object):
+        if int(n_classes) < 2:
+            raise ValueError(f"a multiclass head needs at least 2 classes, got {n_classes}")
+        super().__init__(backbone, int(n_classes))
+        self.n_classes = int(n_classes)
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        logits = self.raw(batch)
+        y = batch["label"].long()
+        loss = F.cross_entropy(logits, y)
+        acc = (logits.argmax(1) == y).float().mean()
+        return loss, {"loss": float(loss.detach()), "acc": float(acc)}
+
+    @torch.no_grad()
+    def predict(self, image: torch.Tensor, present: torch.Tensor | None = None) -> dict:
+        return {"probs": torch.softmax(self.head(self.features(image, present)), 1)}
 
 
 @HEADS.register("regression")

@@ -13,14 +13,15 @@ import pandas as pd
 from ..data.dataset import Item, session_items
 from ..data.store import Store
 from ..errors import ConfigError
+from ..evaluation.scoring import class_columns
 from ..inference.core import case_outputs, segment, stack_channels
 
 
 def predict_cases(
     model, store: Store, channels: list[str], shape, keys: list[str], batch_size: int = 2
 ) -> pd.DataFrame:
-    """One row per session key (in store order) with the head's outputs (prob, or
-    pred/sigma/lo/hi), `batch_size` sessions per network call."""
+    """One row per session key (in store order) with the head's outputs (prob; prob_k and
+    pred; or pred/sigma/lo/hi), `batch_size` sessions per network call."""
     items = session_items(store, channels, keys)
     if not items:
         raise ConfigError(f"{store.root}: no sessions with channels {list(channels)}")
@@ -30,8 +31,21 @@ def predict_cases(
         images, present = zip(*(item_volume(store, it) for it in chunk))
         out = case_outputs(model, images, present, shape)
         for j, it in enumerate(chunk):
-            rows.append({"key": it.key, **{k: float(v[j]) for k, v in out.items()}})
+            rows.append({"key": it.key, **case_row(out, j)})
     return pd.DataFrame(rows)
+
+
+def case_row(out: dict[str, np.ndarray], j: int) -> dict[str, float | int]:
+    """Row `j` of a head's outputs as table columns: a multiclass head's class probabilities
+    [B, K] become prob_0 .. prob_K-1 (`scoring.class_columns`) and `pred`, the likeliest class."""
+    row: dict[str, float | int] = {}
+    for k, v in out.items():
+        if k == "probs":
+            row.update(zip(class_columns(v.shape[1]), map(float, v[j])))
+            row["pred"] = int(np.argmax(v[j]))
+        else:
+            row[k] = float(v[j])
+    return row
 
 
 def item_volume(store: Store, item: Item) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,9 @@ penalty chosen by exact leave-one-out error (from the kernel's eigendecompositio
 cases and thousands of features cost milliseconds), then folded back into the linear layer.
 Regression: the mean row fits the standardised target and the log-variance bias is the
 leave-one-out error, an honest first uncertainty. Classification: ridge on ±1 targets, then a
-logistic scale and offset (Platt scaling) fitted on the leave-one-out outputs.
+logistic scale and offset (Platt scaling) fitted on the leave-one-out outputs. Multiclass: one
+ridge per class on ±1 one-vs-rest targets, then one softmax temperature and K offsets fitted
+the same way (`softmax_calibration`).
 """
 
 from __future__ import annotations
@@ -105,6 +107,39 @@ def platt(r: np.ndarray, y: np.ndarray, scales=SCALES) -> tuple[float, float]:
     return best[1], float(best[2])
 
 
+def softmax_calibration(r: np.ndarray, y: np.ndarray, scales=SCALES) -> tuple[float, np.ndarray]:
+    """(k, c[K]) of P(y=j) = softmax(k r + c)_j on leave-one-out scores r [n, K]: Platt's
+    smoothed targets (a case's own class (N_j+1)/(N_j+2), spread evenly over the others), the
+    scale on a positive grid (as `platt`, for the same reason), and for each scale the offsets
+    that make the mean predicted probability of every class match its target mean, the
+    maximum-likelihood condition, by fixed-point steps on log ratios."""
+    r, y = np.asarray(r, float), np.asarray(y, int)
+    n, k_cls = r.shape
+    counts = np.bincount(y, minlength=k_cls).astype(float)
+    own = (counts[y] + 1) / (counts[y] + 2)
+    t = np.repeat(((1 - own) / (k_cls - 1))[:, None], k_cls, 1)
+    t[np.arange(n), y] = own
+    unit = 1.0 / max(float(np.std(r)), 1e-6)
+    best: tuple[float, float, np.ndarray] = (-np.inf, unit, np.zeros(k_cls))
+    for k in np.asarray(scales, float) * unit:
+        c = np.zeros(k_cls)
+        for _ in range(200):
+            p = _softmax(k * r + c)
+            step = np.log(t.mean(0)) - np.log(p.mean(0))
+            c += step
+            if np.abs(step).max() < 1e-9:
+                break
+        ll = float(np.sum(t * np.log(np.clip(_softmax(k * r + c), 1e-12, 1.0))))
+        if ll > best[0]:
+            best = (ll, float(k), c - c.mean())
+    return best[1], best[2]
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
 @torch.no_grad()
 def probe_init(model, dataset, labels: np.ndarray, task_type: str) -> dict:
     """Set `model.head` from a ridge probe on the cases of `dataset` (labels in its order)."""
@@ -129,4 +164,15 @@ def probe_init(model, dataset, labels: np.ndarray, task_type: str) -> dict:
         head.weight[0] = torch.as_tensor(k * fit["w"], dtype=dtype)
         head.bias[0] = k * fit["b"] + c
         return {"alpha": fit["alpha"], "scale": k, "offset": c}
+    if task_type == "multiclass":
+        y_int = y.astype(int)
+        k_cls = head.weight.shape[0]
+        fits = [ridge_loo(x, np.where(y_int == j, 1.0, -1.0)) for j in range(k_cls)]
+        scores = np.stack([f["loo"] for f in fits], 1)
+        scale, offsets = softmax_calibration(scores, y_int)
+        w = np.stack([scale * f["w"] for f in fits])
+        b = np.array([scale * f["b"] for f in fits]) + offsets
+        head.weight.copy_(torch.as_tensor(w, dtype=dtype))
+        head.bias.copy_(torch.as_tensor(b, dtype=dtype))
+        return {"alpha": [f["alpha"] for f in fits], "scale": scale, "offsets": offsets.tolist()}
     raise ValueError(f"probe_init: no linear head for task type {task_type!r}")

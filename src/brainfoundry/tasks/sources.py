@@ -5,7 +5,13 @@
 `finetune` reads the first and `evaluate` the second, and says so. A manifest with a `split`
 column is read the same way. A manifest or BIDS tree becomes the same scan entries `prepare`
 ingests from the folder layouts, once every row passed every check against the task: all bad
-rows in one error, one line each, so that no case is ever dropped in silence.
+rows in one error, one line each, so that no case is ever dropped in silence. So does a task
+folder for a task whose label is `label.json` (its label columns are that file's keys).
+
+A task's label columns are each session's named targets (`ScanEntry.targets`, the store's
+`target:<name>` columns); its first is the case's label and must be given, the others may be
+missing (an empty cell, BIDS `n/a`, JSON null). Several targets are read, checked and stored,
+but not trained yet: `train=False` (prepare) takes them, fine-tuning refuses them.
 """
 
 from __future__ import annotations
@@ -17,15 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ..data.store import TARGET_PREFIX, target_column
 from ..errors import ConfigError, DataErrors, InputError
 from ..io.bids import MISSING, bids_labels, bids_scans, is_bids_with_participants
-from ..io.layouts import ScanEntry, discover
+from ..io.layouts import LABEL_JSON, ScanEntry, discover, scan_fomo_task
 from ..io.manifest import (
     Manifest,
     by_row,
     image_problem,
     is_long_format,
     manifest_entries,
+    number_or_nan,
     parse_label,
     read_manifest,
     row_problems,
@@ -51,14 +59,20 @@ class TaskSource:
     part: Role | None = None
 
 
-def task_source(data: str | Path, spec: TaskSpec, role: Role, log: Log = print) -> TaskSource:
-    """The data `role` reads for `spec`, checked up front (one error listing every bad row)."""
+def task_source(
+    data: str | Path, spec: TaskSpec, role: Role, log: Log = print, *, train: bool = True
+) -> TaskSource:
+    """The data `role` reads for `spec`, checked up front (one error listing every bad row).
+    `train`: the data is for fine-tuning or evaluation, so what cannot be trained yet (several
+    targets) is refused; False only reads it into a store (`prepare --task`)."""
     path, part = pick_part(Path(data), role, log)
     if path.is_file() and path.suffix.lower() == ".csv" and not is_long_format(path):
-        entries, split = manifest_source(path, spec, role, log)
+        entries, split = manifest_source(path, spec, role, log, train=train)
         return TaskSource(path, ("csv", entries), part or split)
     if is_bids_with_participants(path):
-        return TaskSource(path, ("bids", bids_source(path, spec, log)), part)
+        return TaskSource(path, ("bids", bids_source(path, spec, log, train=train)), part)
+    if spec.label == LABEL_JSON and (path / "preprocessed").is_dir():
+        return TaskSource(path, ("fomo-task", folder_source(path, spec, log, train=train)), part)
     return TaskSource(path, None, part)
 
 
@@ -93,11 +107,13 @@ def pick_part(path: Path, role: Role, log: Log) -> tuple[Path, Role | None]:
 
 
 def manifest_source(
-    path: Path, spec: TaskSpec, role: Role, log: Log
+    path: Path, spec: TaskSpec, role: Role, log: Log, *, train: bool = True
 ) -> tuple[list[ScanEntry], Role | None]:
     """The entries of a manifest's rows for `role` (all rows, or those of its split column),
     after checking every row of the file against the task."""
     m, problems = read_manifest(path, spec.label_columns)
+    for r in m.rows:  # a multiclass label may be its class's name: read as its index
+        r.labels = {c: class_cell(spec, v) for c, v in r.labels.items()}
     used = [c for c, mod in m.modalities.items() if spec.channel_of(mod)]
     unused = [c for c in m.modalities if c not in used] + m.ignored
     if unused:
@@ -106,20 +122,36 @@ def manifest_source(
     problems += _manifest_columns(m, spec) if m.modalities else []
     problems += row_problems(m, m.rows, columns=used, required=_required(spec),
                              need_seg=seg and m.has_seg)  # fmt: skip
-    values = [(f"row {r.row}, column {c}", parse_label(r.labels[c])) for r in m.rows
-              for c in m.label_columns]  # fmt: skip
+    values = [v for r in m.rows for v in label_values(r.labels, f"row {r.row}, column", spec)]
     problems += [] if seg else label_problems(values, spec)
     if problems:
         raise DataErrors(path, by_row(problems))
-    check_supported(path, spec, values)
+    check_supported(path, spec, values, train=train)
     rows = [r for r in m.rows if r.split == role] if m.has_split else m.rows
     if not rows:
         raise InputError(path, f"no rows{f' with split={role}' if m.has_split else ''}")
     if m.has_split:
         log(f"{path.name}: {READER[role]} reads the {len(rows)} rows with split={role} "
             f"(of {len(m.rows)})")  # fmt: skip
-    label = m.label_columns[0] if spec.type != "segmentation" else None
-    return manifest_entries(m, rows, label, used), (role if m.has_split else None)
+    if seg:
+        return manifest_entries(m, rows, None, used), (role if m.has_split else None)
+    cols = spec.label_columns  # the file has them all: checked above
+    return manifest_entries(m, rows, cols[0], used, cols), (role if m.has_split else None)
+
+
+def label_values(
+    cells: dict[str, str],
+    where: str,
+    spec: TaskSpec,
+    missing: tuple[str, ...] = ("",),
+    parse: Callable[[str], float | str] = parse_label,
+) -> list[Value]:
+    """(where, number or problem) of one session's label cells. The first label column is the
+    case's label and must be given; a `missing` cell of any other is a missing target (NaN),
+    not a problem."""
+    first = spec.label_columns[0]
+    return [(f"{where} {c}", parse(cell)) for c, cell in cells.items()
+            if c == first or cell not in missing]  # fmt: skip
 
 
 def _required(spec: TaskSpec) -> list[str]:
@@ -143,9 +175,15 @@ def label_problems(values: list[Value], spec: TaskSpec) -> list[str]:
     lo, hi = spec.range or (None, None)
     for where, v in values:
         if isinstance(v, str):
-            out.append(f"{where}: {v}")
+            named = spec.type == "multiclass" and v.endswith("is not a number")
+            also = f" nor one of task {spec.name}'s classes ({', '.join(spec.classes)})"
+            out.append(f"{where}: {v}" + (also if named else ""))
         elif spec.type == "classification" and v != int(v):
             out.append(f"{where}: {v:g} is not a class (a whole number, 0 or 1)")
+        elif spec.type == "multiclass" and spec.class_index(v) is None:
+            names = ", ".join(spec.classes)
+            out.append(f"{where}: {v:g} is not one of task {spec.name}'s classes (an index "
+                       f"0..{spec.n_classes - 1} or a name: {names})")  # fmt: skip
         elif spec.type == "regression" and (
             (lo is not None and v < lo) or (hi is not None and v > hi)
         ):
@@ -155,32 +193,42 @@ def label_problems(values: list[Value], spec: TaskSpec) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def check_supported(path: Path, spec: TaskSpec, values: list[Value]) -> None:
-    """What was read and checked but cannot be trained yet: several targets, or more than two
-    classes. One line saying so, instead of a model of the wrong kind."""
+def class_cell(spec: TaskSpec, cell: str) -> str:
+    """A multiclass label cell that names a class, as its index (any other cell unchanged)."""
+    if spec.type == "multiclass" and cell.strip() in spec.classes:
+        return str(spec.classes.index(cell.strip()))
+    return cell
+
+
+def check_supported(path: Path, spec: TaskSpec, values: list[Value], *, train: bool = True) -> None:
+    """What was read and checked but cannot be trained yet: several targets (when `train`: a
+    store takes them), or more than two classes. One line saying so, instead of a model of the
+    wrong kind."""
     cols = spec.label_columns
     if spec.type == "segmentation":
         return
-    if len(cols) > 1:
+    if len(cols) > 1 and train:
         names = ", ".join(cols)
         raise ConfigError(
             f"{path}: task {spec.name} names {len(cols)} label columns ({names}); they were "
             "read and checked, but several targets per task are not supported yet: give the "
-            "task one label column"
+            "task one label column (`brainfoundry prepare DATA STORE --task TASK` stores them "
+            "all, one target:<name> column each)"
         )
     classes = sorted({int(v) for _, v in values if isinstance(v, float)})
     if spec.type != "classification" or set(classes) <= {0, 1}:
         return
     shown = ", ".join(map(str, classes[:10])) + (", ..." if len(classes) > 10 else "")
     if len(classes) > 2:
-        raise ConfigError(f"{path}: column {cols[0]} holds {len(classes)} classes ({shown}): "
-                          "multi-class classification is not supported yet; task "
-                          f"{spec.name} is binary (0 = negative, 1 = positive)")  # fmt: skip
+        raise ConfigError(f"{path}: column {cols[0]} holds {len(classes)} classes ({shown}), "
+                          f"but task {spec.name} is binary (0 = negative, 1 = positive): for "
+                          "several classes write a task spec with type: multiclass and its "
+                          "classes")  # fmt: skip
     raise ConfigError(f"{path}: column {cols[0]} holds the classes {shown}; a binary label is "
                       "0 (negative) or 1 (positive): recode the column")  # fmt: skip
 
 
-def bids_source(root: Path, spec: TaskSpec, log: Log) -> list[ScanEntry]:
+def bids_source(root: Path, spec: TaskSpec, log: Log, *, train: bool = True) -> list[ScanEntry]:
     """The task's scans of a BIDS tree with their participants' (or sessions') labels, after
     checking every file, session and table row (one error listing every problem)."""
     if spec.type == "segmentation":
@@ -199,19 +247,61 @@ def bids_source(root: Path, spec: TaskSpec, log: Log) -> list[ScanEntry]:
     problems += session_problems(root, used, spec)
     labels, found = bids_labels(root, {(e.subject, e.session) for e in used}, spec.label_columns)
     problems += found
-    values = [(f"{at}, column {c}", _bids_label(cell)) for at, cells in labels.values()
-              for c, cell in cells.items()]  # fmt: skip
+    for _, cells in labels.values():  # a multiclass label may be its class's name
+        cells.update({c: class_cell(spec, v) for c, v in cells.items()})
+    values = [v for at, cells in labels.values()
+              for v in label_values(cells, f"{at}, column", spec, _NA, _bids_label)]  # fmt: skip
     problems += label_problems(values, spec)
     if problems:
         raise DataErrors(root, list(dict.fromkeys(problems)))
-    check_supported(root, spec, values)
+    check_supported(root, spec, values, train=train)
     for e in used:
-        e.label = float(labels[(e.subject, e.session)][1][spec.label_columns[0]])
+        cells = labels[(e.subject, e.session)][1]
+        e.targets = {c: number_or_nan(cells[c]) for c in spec.label_columns}
+        e.label = e.targets[spec.label_columns[0]]
     return used
+
+
+_NA = (MISSING, "")  # a BIDS cell that holds no value
 
 
 def _bids_label(cell: str) -> float | str:
     return "empty label (n/a)" if cell == MISSING else parse_label(cell)
+
+
+def folder_source(root: Path, spec: TaskSpec, log: Log, *, train: bool = True) -> list[ScanEntry]:
+    """A FOMO task folder for a task whose label is label.json: each session's targets are the
+    task's label columns, in order, from labels/<sub>/<ses>/label.json (its label the first),
+    checked as a manifest's label columns are. A session without the file has no label."""
+    entries, cols = scan_fomo_task(root), spec.label_columns
+    first: dict[tuple[str, str], ScanEntry] = {}
+    for e in entries:
+        first.setdefault((e.subject, e.session), e)
+    labelled = {k: e.targets for k, e in first.items() if e.targets}
+    if not labelled:
+        raise InputError(root, f"no labels/<subject>/<session>/{LABEL_JSON} (task {spec.name} "
+                         f"reads its targets {', '.join(cols)} from it)")  # fmt: skip
+    problems, values = [], []
+    for (sub, ses), named in sorted(labelled.items()):
+        at = f"labels/{sub}/{ses}/{LABEL_JSON}"
+        problems += [f"{at}: no target {c!r} (task {spec.name} reads {', '.join(cols)})"
+                     for c in cols if c not in named]  # fmt: skip
+        values += [(f"{at}, target {c}", "empty label (null)" if math.isnan(v) else v)
+                   for c, v in named.items()
+                   if c in cols and (c == cols[0] or not math.isnan(v))]  # fmt: skip
+    unused = sorted({k for named in labelled.values() for k in named} - set(cols))
+    if unused:
+        log(f"{root.name}: {LABEL_JSON} targets not used by task {spec.name}: {', '.join(unused)}")
+    problems += label_problems(values, spec)
+    if problems:
+        raise DataErrors(root, problems)
+    check_supported(root, spec, values, train=train)
+    for e in entries:
+        if e.targets:
+            e.targets = {c: e.targets[c] for c in cols}
+            first_value = e.targets[cols[0]]
+            e.label = None if math.isnan(first_value) else first_value
+    return entries
 
 
 def _rel(root: Path, path: str) -> str:
@@ -242,20 +332,43 @@ def session_problems(root: Path, entries: list[ScanEntry], spec: TaskSpec) -> li
 
 def check_store(store, entries: list[ScanEntry], source: Path) -> None:
     """A store prepared earlier (a rerun into the same output folder) must hold exactly the
-    sessions and labels `source` gives now: a stale case or label is refused, not trained on."""
+    sessions, labels and targets `source` gives now: a stale case or label is refused, not
+    trained on."""
     want = {(e.dataset, e.subject, e.session): e.label for e in entries}
-    have = store.manifest.groupby(["dataset", "subject", "session"], sort=True)["label"].first()
+    have = store.manifest.groupby(_SESSION, sort=True)["label"].first()
     stale = [f"{s}/{ses}" for d, s, ses in have.index if (d, s, ses) not in want]
     changed = [f"{k[1]}/{k[2]} {_num(v)} -> {_num(want[k])}" for k, v in have.items()
                if k in want and not _same(v, want[k])]  # fmt: skip
-    if not stale and not changed:
+    targets = _changed_targets(store.manifest, entries)
+    if not stale and not changed and not targets:
         return
     what = [f"sessions it does not list now: {', '.join(stale[:5])}"] if stale else []
     what += [f"labels that changed: {', '.join(changed[:5])}"] if changed else []
+    what += [f"targets that changed: {', '.join(targets[:5])}"] if targets else []
     fix = "delete this store or write to a new output folder"
     raise InputError(
         store.root, f"was prepared from other data than {source} ({'; '.join(what)}): {fix}"
     )
+
+
+_SESSION = ["dataset", "subject", "session"]
+
+
+def _changed_targets(manifest, entries: list[ScanEntry]) -> list[str]:
+    """Sessions whose named targets differ from the store's target:<name> columns, as
+    "sub/ses name old -> new". Only several targets are compared: a single one is the label,
+    compared already (and a store from before targets were stored has no column for it)."""
+    stored = [c.removeprefix(TARGET_PREFIX) for c in manifest.columns
+              if c.startswith(TARGET_PREFIX)]  # fmt: skip
+    names = sorted({n for e in entries for n in e.targets} | set(stored))
+    if len(names) < 2:
+        return []
+    cols = [target_column(n) for n in names]
+    have = manifest.reindex(columns=[*_SESSION, *cols]).groupby(_SESSION, sort=True)[cols].first()
+    want = {(e.dataset, e.subject, e.session): e.targets for e in entries}
+    return [f"{k[1]}/{k[2]} {n} {_num(row[c])} -> {_num(want[k].get(n))}"
+            for k, row in have.iterrows() if k in want
+            for n, c in zip(names, cols) if not _same(row[c], want[k].get(n))]  # fmt: skip
 
 
 def _num(v) -> str:

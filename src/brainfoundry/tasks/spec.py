@@ -16,8 +16,8 @@ from ..errors import ConfigError
 from ..io.modalities import alternatives, canonical_modality
 from ..registry import Registry
 
-TaskType = Literal["classification", "segmentation", "regression"]
-LABEL_SOURCES = ("label.txt", "seg.nii.gz")
+TaskType = Literal["classification", "multiclass", "segmentation", "regression"]
+LABEL_SOURCES = ("label.txt", "label.json", "seg.nii.gz")
 
 
 @dataclass
@@ -26,13 +26,16 @@ class TaskSpec:
 
     modalities: input channels in order; an entry "t2s|swi" is one channel filled by the first
       alternative a session has. optional: channels that may be missing (a zero channel with
-      present=False); the others must be there. label: "label.txt" (class or value per session)
-      or "seg.nii.gz" (voxel mask). label_columns: the column(s) of a CSV manifest or a BIDS
-      participants table that hold the target (default `label`; several are read and checked,
-      but one target per task is trained today). defaults: `a.b=c` finetune-config overrides.
+      present=False); the others must be there. label: "label.txt" (class or value per session),
+      "label.json" (named targets per session, {name: number or null}: the label_columns are its
+      keys) or "seg.nii.gz" (voxel mask). label_columns: the column(s) of a CSV manifest or a BIDS
+      participants table that hold the target (default `label`; several are read, checked and
+      stored, but one target per task is trained today). defaults: `a.b=c` finetune overrides.
     metrics: what evaluation reports (`evaluation.scoring` knows which fit each type);
       primary_metric (default: the first) picks the best checkpoint and heads the bench's
       tables; ranking_metrics (default: the primary) are the ones the challenge ranks on.
+    classes: multiclass only, the class names in label order: a label is the class's index
+      (0 .. K-1) or its name. A binary `classification` task keeps 0 = negative, 1 = positive.
     range: regression only, the physically possible values [lo, hi] of the target (either may
       be null: unbounded), e.g. brain age [0, 120]; outputs outside it are flagged and interval
       bounds clipped to it (`tasks.output_range`). None: no physical limit is known.
@@ -52,6 +55,7 @@ class TaskSpec:
     description: str = ""
     defaults: list[str] = field(default_factory=list)
     range: tuple[float | None, float | None] | None = None
+    classes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         where = f"task {self.name!r}"
@@ -71,6 +75,7 @@ class TaskSpec:
             raise ConfigError(f"{where}: label {self.label!r} must be one of {LABEL_SOURCES}")
         if (self.type == "segmentation") != (self.label == "seg.nii.gz"):
             raise ConfigError(f"{where}: a {self.type} task cannot read labels from {self.label}")
+        self._check_classes(where)
         self._check_metrics(where)
         self._check_range(where)
         self._check_label_columns(where)
@@ -86,6 +91,37 @@ class TaskSpec:
                 f"none empty, reserved ({', '.join(RESERVED)}) or a modality"
             )
         self.label_columns = cols
+
+    def _check_classes(self, where: str) -> None:
+        names = [str(c).strip() for c in self.classes]
+        if self.type != "multiclass":
+            if names:
+                why = "classes name a multiclass task's labels"
+                raise ConfigError(f"{where}: {why}, not a {self.type} task's (binary: 0, 1)")
+            return
+        if len(names) < 2 or len(set(names)) != len(names) or not all(names):
+            raise ConfigError(f"{where}: a multiclass task lists at least two distinct, "
+                              f"non-empty class names (classes: {self.classes})")  # fmt: skip
+        self.classes = names
+
+    def class_index(self, value: float | str) -> int | None:
+        """The class index a label names (its index 0..K-1, or its name), or None."""
+        if isinstance(value, str):
+            return self.classes.index(value) if value in self.classes else None
+        k = int(value)
+        return k if k == value and 0 <= k < self.n_classes else None
+
+    @property
+    def categorical(self) -> bool:
+        """Whether the label is a class (binary or multiclass): splits and folds stratify."""
+        return self.type in ("classification", "multiclass")
+
+    @property
+    def n_classes(self) -> int:
+        """Classes of a categorical task (2 for binary); 0 otherwise."""
+        if self.type == "multiclass":
+            return len(self.classes)
+        return 2 if self.type == "classification" else 0
 
     def _check_range(self, where: str) -> None:
         if self.range is None:
@@ -119,7 +155,10 @@ class TaskSpec:
 
     @property
     def n_outputs(self) -> int:
-        """Network outputs: 1 logit, 2 (mean, log-variance) or 2 segmentation classes."""
+        """Network outputs: 1 logit, K class logits, 2 (mean, log-variance) or 2 segmentation
+        classes."""
+        if self.type == "multiclass":
+            return len(self.classes)
         return {"classification": 1, "regression": 2, "segmentation": 2}[self.type]
 
     def channel_of(self, modality: str) -> str | None:
@@ -160,7 +199,7 @@ def _builtin(name: str):
     return make
 
 
-for _f in ("infarct.yaml", "meningioma.yaml", "brainage.yaml"):
+for _f in ("infarct.yaml", "meningioma.yaml", "brainage.yaml", "brain-profile.yaml"):
     TASKS.register(_f.removesuffix(".yaml"))(_builtin(_f))
 
 

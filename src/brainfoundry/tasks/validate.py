@@ -5,12 +5,15 @@ Nothing here writes: fine-tuning decides what to keep.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
-from ..data.store import Store
+from ..data.store import TARGET_PREFIX, Store, target_column
+from ..errors import InputError
 from ..evaluation.metrics import METRICS
-from ..evaluation.scoring import columns, score
+from ..evaluation.scoring import class_columns, columns, score
 from ..evaluation.segmentation import segmentation_case_metrics
 from ..inference.core import lesion_mask
 from .calibration import conformal_scale
@@ -21,6 +24,21 @@ from .spec import TaskSpec
 def labels_of(store: Store, keys: list[str]) -> np.ndarray:
     first = store.manifest.groupby("group", sort=True)["label"].first()
     return first.loc[keys].to_numpy(dtype=float)
+
+
+def targets_of(store: Store, keys: list[str], names: Sequence[str]) -> np.ndarray:
+    """[len(keys), len(names)] named targets of the session groups `keys` from the store's
+    target:<name> columns, in `names` order (NaN: that target is missing for the session)."""
+    cols = [target_column(n) for n in names]
+    lacking = [n for n, c in zip(names, cols) if c not in store.manifest.columns]
+    if lacking:
+        held = [c.removeprefix(TARGET_PREFIX) for c in store.manifest.columns
+                if c.startswith(TARGET_PREFIX)]  # fmt: skip
+        raise InputError(store.root, f"holds no target {', '.join(lacking)} (its targets: "
+                         f"{', '.join(held) or 'none'}); prepare the data for a task naming "
+                         "them (`brainfoundry prepare DATA STORE --task TASK`)")  # fmt: skip
+    first = store.manifest.groupby("group", sort=True)[cols].first()
+    return first.loc[keys].to_numpy(dtype=float).reshape(len(keys), len(cols))
 
 
 def validate(model, spec: TaskSpec, store: Store, keys: list[str], size, overlap=0.5) -> dict:
@@ -43,6 +61,10 @@ def validate(model, spec: TaskSpec, store: Store, keys: list[str], size, overlap
     if spec.type == "classification":
         p = df["prob"].to_numpy()
         out["loss"] = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    elif spec.type == "multiclass":
+        probs = df[class_columns(spec.n_classes)].to_numpy()
+        out["loss"] = float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y.astype(int)],
+                                                    1e-6, 1.0))))  # fmt: skip
     else:
         mu, sd = df["pred"].to_numpy(), df["sigma"].to_numpy()
         out["loss"] = float(np.mean(np.log(sd) + 0.5 * ((y - mu) / sd) ** 2))
