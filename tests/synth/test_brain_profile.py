@@ -62,7 +62,7 @@ def test_brain_profile_makes_brainages_cases():
     ]
 
 
-def test_prepare_stores_the_profile_and_finetune_refuses_it(profile, tmp_path, capsys):
+def test_prepare_stores_the_profile_and_one_model_predicts_it(profile, tmp_path, capsys):
     assert get_task("brain-profile").label_columns == KEYS
     store = tmp_path / "store"
     argv = ["prepare", str(profile), str(store), "--task", "brain-profile", "--spacing", "6"]
@@ -76,7 +76,18 @@ def test_prepare_stores_the_profile_and_finetune_refuses_it(profile, tmp_path, c
     assert np.allclose(targets_of(s, keys, KEYS), [[w[k] for k in KEYS] for w in want])
     out = tmp_path / "o"
     ft = ["finetune", "--task", "brain-profile", "--data", str(profile), "-o", str(out)]
-    assert main([*ft, "--preset", "cpu-tiny", "train.steps=0"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert "several targets per task are not supported yet" in err[-1]
-    assert sum(line.startswith("error:") for line in err) == 1
+    assert main([*ft, "--preset", "cpu-tiny", "train.steps=0", "--shots", "4"]) == 0
+    assert main(["evaluate", str(out), "--data", str(profile), "--n-boot", "20"]) == 0
+    m = json.loads((out / "seed_0" / "metrics.json").read_text())
+    assert m["targets"] == KEYS and m["n_per_target"] == dict.fromkeys(KEYS, 1)
+    assert {f"mae:{k}" for k in KEYS} <= set(m["metrics"])
+    assert m["calibration"]["per_target"].keys() == set(KEYS)
+    case = profile / "test" / "preprocessed" / "sub_7" / "ses_1"
+    res = tmp_path / "pred" / "p"
+    assert main(["predict", "--model", str(out), "--t1", str(case / "t1.nii.gz"),
+                 "--t2", str(case / "t2.nii.gz"), "-o", str(res)]) == 0  # fmt: skip
+    lines = (tmp_path / "pred" / "p.txt").read_text().splitlines()
+    assert [line.split("\t")[0] for line in lines] == KEYS
+    info = json.loads((tmp_path / "pred" / "p.json").read_text())
+    lo, hi = info["uncertainty"]["per_target"]["age"]["interval_95"]
+    assert lo <= info["value"]["age"] <= hi

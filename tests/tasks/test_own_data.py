@@ -135,7 +135,7 @@ def test_a_split_column_serves_both_commands(task_data, tmp_path):
         task_source(own / "all.csv", get_task("brainage"), "test", log=lambda _: None)
 
 
-def test_labels_the_pipeline_cannot_train_yet_are_one_error(task_data, tmp_path, capsys):
+def test_labels_are_checked_against_the_task_kind(task_data, tmp_path, capsys):
     own = tmp_path / "own"
     own.mkdir()
     classes = {f"sub_{i}": str(i % 3) for i in range(1, 11)}
@@ -170,8 +170,9 @@ def test_labels_the_pipeline_cannot_train_yet_are_one_error(task_data, tmp_path,
         "-o",
         str(tmp_path / "o"),
     ]
-    assert main([*argv, *TINY]) == 2
-    assert "several targets per task are not supported yet" in capsys.readouterr().err
+    assert main([*argv, *TINY]) == 0  # two targets, one model (a multi-target head)
+    val = json.loads((tmp_path / "o" / "seed_0" / "val_metrics.json").read_text())["metrics"]
+    assert {"mae:label", "mae:mmse", "mae"} <= set(val)
     mmse["sub_3"] = "x"  # row 5 (rows sort sub_1, sub_10, sub_2, ...): checked first
     write_manifest(task_data["brainage"] / "finetune", own, "two.csv", mmse=mmse)
     assert main([*argv, *TINY]) == 2

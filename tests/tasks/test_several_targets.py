@@ -12,7 +12,7 @@ import pytest
 
 from brainfoundry.cli import main
 from brainfoundry.data.store import Store, target_column
-from brainfoundry.errors import ConfigError, InputError
+from brainfoundry.errors import InputError
 from brainfoundry.tasks.sources import task_source
 from brainfoundry.tasks.spec import TaskSpec
 from brainfoundry.tasks.validate import labels_of, targets_of
@@ -92,21 +92,11 @@ def test_a_rerun_with_a_changed_target_is_refused(tmp_path, mni, capsys):
     assert "(targets that changed: p2/ses_1 gm_ml 650.25 -> 651)" in err[1]
 
 
-def test_finetune_refuses_several_targets_in_one_line(tmp_path, mni, capsys):
-    csv, spec = _manifest(tmp_path, mni)
-    argv = ["finetune", "--task", str(spec), "--data", str(csv), "-o", str(tmp_path / "o")]
-    assert main([*argv, "--preset", "cpu-tiny", "train.steps=0"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "several targets per task are not supported yet" in err[0]
-    assert "prepare DATA STORE --task TASK" in err[0]
-    assert not (tmp_path / "o" / "store").exists()
-
-
 def test_only_the_first_label_column_must_be_given(tmp_path, mni):
     rows = {"p1": ("", "600", "1"), "p2": ("40", "x", "")}
     csv, _ = _manifest(tmp_path, mni, rows)
     with pytest.raises(InputError) as e:
-        task_source(csv, _spec("age", "gm_ml", "csf_ml"), "finetune", print, train=False)
+        task_source(csv, _spec("age", "gm_ml", "csf_ml"), "finetune", print)
     assert e.value.problems == [
         "row 2, column age: empty label",
         "row 3, column gm_ml: label 'x' is not a number",
@@ -130,7 +120,7 @@ def test_bids_participants_with_two_label_columns(tmp_path, mni, capsys):
     root = _bids(tmp_path / "bids", mni, table)
     spec = tmp_path / "two.yaml"
     spec.write_text(SPEC.replace("[age, gm_ml, csf_ml]", "[age, gm_ml]"))
-    src = task_source(root, _spec("age", "gm_ml"), "finetune", print, train=False)
+    src = task_source(root, _spec("age", "gm_ml"), "finetune", print)
     assert src.found is not None
     by = {e.subject: e for e in src.found[1]}
     assert by["sub-01"].label == 61.5 and by["sub-01"].targets == {"age": 61.5, "gm_ml": 600.0}
@@ -141,8 +131,6 @@ def test_bids_participants_with_two_label_columns(tmp_path, mni, capsys):
     keys = sorted(s.groups())
     got = targets_of(s, keys, ["age", "gm_ml"])
     assert np.array_equal(got, [[61.5, 600.0], [40.0, np.nan]], equal_nan=True)
-    with pytest.raises(ConfigError, match="several targets per task are not supported yet"):
-        task_source(root, _spec("age", "gm_ml"), "finetune", print)
     (root / "participants.tsv").write_text(table.replace("\t40\t", "\tn/a\t"))
     with pytest.raises(InputError, match="participants.tsv row 3, column age: empty label \\(n/a"):
-        task_source(root, _spec("age", "gm_ml"), "finetune", print, train=False)
+        task_source(root, _spec("age", "gm_ml"), "finetune", print)

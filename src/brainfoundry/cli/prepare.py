@@ -99,9 +99,8 @@ def _config(config: Path | None, ovr: list[str], spacing: str, layout: str | Non
 
 
 def _task_data(raw: Path, store: Path, task: str, part: str, log):
-    """(path, found entries or None) of `raw` read as `task`'s data, as `finetune` reads it but
-    keeping several targets (`tasks.sources`); a store prepared before from other sessions or
-    labels is refused."""
+    """(path, found entries or None) of `raw` read as `task`'s data, as `finetune` reads it
+    (`tasks.sources`); a store prepared before from other sessions or labels is refused."""
     from ..data.store import MANIFEST, Store
     from ..errors import ConfigError
     from ..tasks.sources import ROLES, Role, check_store, task_source
@@ -109,7 +108,7 @@ def _task_data(raw: Path, store: Path, task: str, part: str, log):
 
     if part not in ROLES:
         raise ConfigError(f"--part {part!r}: choose {' or '.join(ROLES)}")
-    src = task_source(raw, get_task(task), cast(Role, part), log, train=False)
+    src = task_source(raw, get_task(task), cast(Role, part), log)
     if src.found is not None and (store / MANIFEST).exists():
         check_store(Store(store), src.found[1], src.path)
     return src.path, src.found

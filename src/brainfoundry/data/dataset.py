@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from ..errors import ConfigError
 from ..io.modalities import resolve_channels
-from .store import Store
+from .store import Store, target_column
 
 
 @dataclass
@@ -26,7 +26,7 @@ class Item:
 
     key: str
     scans: list[str | None]  # one per channel; None = modality missing in this session
-    label: float | None = None
+    label: float | list[float] | None = None  # a list: several named targets (NaN = missing)
 
 
 def _items(store: Store, modalities: Sequence[str] | None) -> list[Item]:
@@ -37,9 +37,13 @@ def _items(store: Store, modalities: Sequence[str] | None) -> list[Item]:
 
 
 def session_items(
-    store: Store, channels: Sequence[str], keys: Sequence[str] | None = None
+    store: Store,
+    channels: Sequence[str],
+    keys: Sequence[str] | None = None,
+    targets: Sequence[str] | None = None,
 ) -> list[Item]:
-    """One item per session group; a channel "t2s|swi" takes the first alternative present."""
+    """One item per session group; a channel "t2s|swi" takes the first alternative present.
+    `targets`: each item's label is these named targets (`store.target_column`), not `label`."""
     m = store.manifest
     wanted = set(keys) if keys is not None else None
     items = []
@@ -51,7 +55,10 @@ def session_items(
             by_mod.setdefault(r.modality, r.scan_id)
         scans = resolve_channels(channels, by_mod)
         if any(s is not None for s in scans):
-            items.append(Item(str(gid), scans, label_value(g["label"].iloc[0])))
+            label: float | list[float] | None = label_value(g["label"].iloc[0])
+            if targets:
+                label = [float(g[target_column(t)].iloc[0]) for t in targets]
+            items.append(Item(str(gid), scans, label))
     if wanted is not None and len(items) != len(wanted):
         found = {it.key for it in items}
         raise ConfigError(f"{store.root}: sessions not found: {sorted(wanted - found)[:5]}")
@@ -123,7 +130,7 @@ def read_sample(
         if seg is None:
             raise ConfigError(f"{store.root}: scan {ref} has no segmentation label")
         out["label"] = torch.from_numpy(read_padded(seg, origin, size)[None].astype(np.int64))
-    elif item.label is not None:  # case-level: class or age
+    elif item.label is not None:  # case-level: class, age or named targets [K]
         out["label"] = torch.tensor(item.label, dtype=torch.float32)
     return out
 

@@ -52,7 +52,8 @@ class VolumeDataset(StoreSamples):
 
     channels: channel order (entries may be alternatives "a|b"); keys: the session groups to
     use (None: all); samples_per_epoch: cycle through the sessions this many times per epoch
-    (>= batch size for tiny few-shot sets); transform: augmentation `(batch, generator)`.
+    (>= batch size for tiny few-shot sets); transform: augmentation `(batch, generator)`;
+    targets: the named targets each sample's label holds (a multi-target task), not `label`.
     """
 
     def __init__(
@@ -66,10 +67,12 @@ class VolumeDataset(StoreSamples):
         with_seg: bool = False,
         transform: Callable[[dict, torch.Generator], dict] | None = None,
         seed: int = 0,
+        targets: Sequence[str] | None = None,
     ):
         self.channels = list(channels)
-        self._setup(store, lambda st: session_items(st, self.channels, keys), None, with_seg,
-                    transform, seed, f"sessions with channels {self.channels}")  # fmt: skip
+        what = f"sessions with channels {self.channels}"
+        items = lambda st: session_items(st, self.channels, keys, targets)  # noqa: E731
+        self._setup(store, items, None, with_seg, transform, seed, what)
         self.n = max(int(samples_per_epoch or 0), len(self.items))
         self.shape = tuple(int(s) for s in (shape or auto_shape(self.store)))
         if len(self.shape) != 3 or min(self.shape) < 1:

@@ -106,8 +106,11 @@ def confusion_figure(label, pred, classes: list[str]) -> Figure:
     return fig
 
 
-def age_figure(label, pred, lo=None, hi=None, summary: dict | None = None) -> Figure:
-    """Predicted vs true age with 95% intervals as error bars and the identity line."""
+def age_figure(
+    label, pred, lo=None, hi=None, summary: dict | None = None, what: str = "age (years)"
+) -> Figure:
+    """Predicted vs true value (`what`, default age) with 95% intervals as error bars and the
+    identity line."""
     label = np.asarray(label, dtype=np.float64)
     pred = np.asarray(pred, dtype=np.float64)
     fig = Figure(figsize=(5.0, 5.0))
@@ -132,7 +135,7 @@ def age_figure(label, pred, lo=None, hi=None, summary: dict | None = None) -> Fi
         f"MAE {_ci_text(summary.get('mae'))} y\nr {_ci_text(summary.get('pearson_r'))}",
         fontsize=9,
     )
-    ax.set(xlabel="true age (years)", ylabel="predicted age (years)", aspect="equal")
+    ax.set(xlabel=f"true {what}", ylabel=f"predicted {what}", aspect="equal")
     ax.legend(loc="upper left", fontsize=8)
     return fig
 

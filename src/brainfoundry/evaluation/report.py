@@ -10,6 +10,8 @@ evaluation (it is also what predictions.csv holds):
 |                | probabilities, summing to 1), pred (the likeliest class)          |
 | regression     | case, label (true value, e.g. age in years), pred, and optionally |
 |                | lo, hi (the 95% prediction interval)                              |
+| multitarget    | case, then per target t: label:t (NaN: unknown), pred:t and       |
+|                | optionally sigma:t, lo:t, hi:t (`targets.py`)                      |
 | segmentation   | case, dice, nsd, hd95 (per case, from                             |
 |                | `segmentation.segmentation_case_metrics(pred, truth, spacing,    |
 |                | tolerance_mm)`, computed where the masks are)                     |
@@ -28,14 +30,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import figures, report_html, scoring
+from . import figures, report_html, scoring, targets
 from .report_html import Section
 
-TASK_TYPES = ("classification", "multiclass", "regression", "segmentation")
+TASK_TYPES = ("classification", "multiclass", "regression", "multitarget", "segmentation")
 REQUIRED = {
     "classification": ("case", "label", "prob"),
     "multiclass": ("case", "label", "prob_0", "prob_1"),
     "regression": ("case", "label", "pred"),
+    "multitarget": ("case",),
     "segmentation": ("case", "dice", "nsd", "hd95"),
 }
 
@@ -83,6 +86,8 @@ def summarize(
     are means of the per-case values. Undefined values are None.
     """
     check_predictions(task_type, predictions)
+    if task_type == "multitarget":
+        return _summarize_targets(predictions, metrics, n_boot, alpha, seed)
     df = predictions
     if metrics is None:
         cols = set(df.columns)
@@ -109,6 +114,24 @@ def summarize(
     return _clean(out)
 
 
+def _summarize_targets(df: pd.DataFrame, metrics, n_boot: int, alpha: float, seed: int) -> dict:
+    """Each target scored as its own regression table (the cases that have it): its metrics as
+    `<metric>:<target>`, its case count under `n_per_target`."""
+    out: dict = {"task_type": "multitarget", "n_cases": len(df), "alpha": alpha,
+                 "n_boot": n_boot, "seed": seed}  # fmt: skip
+    out["resampling"] = scoring.RESAMPLING["regression"]
+    names = targets.target_names(df)
+    out["targets"], out["n_per_target"], out["metrics"] = names, {}, {}
+    for t in names:
+        sub = targets.target_table(df, t)
+        out["n_per_target"][t] = len(sub)
+        if len(sub):
+            s = summarize("regression", sub, metrics=metrics, n_boot=n_boot, alpha=alpha,
+                          seed=seed)  # fmt: skip
+            out["metrics"].update({targets.metric_name(m, t): v for m, v in s["metrics"].items()})
+    return _clean(out)
+
+
 Volumes = Mapping[str, tuple] | Callable[[str], tuple]
 
 
@@ -129,6 +152,21 @@ def _multiclass_sections(df: pd.DataFrame, classes: list[str] | None) -> list[Se
     probs = df[scoring.class_columns(k)].to_numpy(float)
     fig = figures.confusion_figure(df["label"].to_numpy(int), probs.argmax(1), names)
     return [Section("confusion", "Confusion matrix", figures.to_png(fig), "confusion matrix")]
+
+
+def _target_sections(df: pd.DataFrame, m: dict) -> list[Section]:
+    """One predicted-vs-true scatter per target, with that target's metrics."""
+    out = []
+    for t in targets.target_names(df):
+        sub = targets.target_table(df, t)
+        if not len(sub):
+            continue
+        mine = {k.rsplit(":", 1)[0]: v for k, v in m.items() if k.endswith(f":{t}")}
+        lo, hi = (sub[c].to_numpy(float) if c in sub else None for c in ("lo", "hi"))
+        fig = figures.age_figure(sub["label"], sub["pred"], lo, hi, mine, what=t)
+        png = figures.to_png(fig)
+        out.append(Section(f"scatter-{t}", f"Predicted vs true: {t}", png, f"{t} scatter"))
+    return out
 
 
 def _regression_sections(df: pd.DataFrame, m: dict) -> list[Section]:
@@ -181,6 +219,8 @@ def figure_sections(
         return _multiclass_sections(predictions, classes)
     if task_type == "regression":
         return _regression_sections(predictions, metrics)
+    if task_type == "multitarget":
+        return _target_sections(predictions, metrics)
     return _segmentation_sections(predictions, volumes, n_montage)
 
 

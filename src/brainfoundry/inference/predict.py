@@ -8,7 +8,8 @@ order, the spacing and the normalisation; the scans get exactly the preprocessin
 
 Outputs, all written atomically (a temporary name, then a rename: never a partial file):
 - classification: OUTPUT.txt with P(positive); multiclass: OUTPUT.txt with the likeliest class's
-  name (every class's probability in the JSON); regression: OUTPUT.txt with the value (repr,
+  name (every class's probability in the JSON); several regression targets: one line per
+  target, `name<TAB>value`; regression: OUTPUT.txt with the value (repr,
   full precision); segmentation: OUTPUT.nii.gz, {0,1} uint8, the input's shape and affine;
 - OUTPUT.json beside it: the uncertainty (95% interval with the guarantee its calibration
   gives, probability, spread over the ensemble, lesion volume), provenance and warnings (a brain
@@ -157,6 +158,8 @@ class Predictor:
             out = _classification_summary([float(r["prob"][0]) for r in res], calibration)
         elif self.spec.type == "multiclass":
             out = _multiclass_summary([r["probs"][0] for r in res], self.spec.classes)
+        elif self.spec.multi_target:
+            out = _targets_summary(res, self.spec.label_columns, calibration)
         else:
             ranges = [m.card.extra.get("output_range") for m in self.members]
             limits = ensemble_range(ranges, self.spec.range, self.spec.unit)
@@ -249,6 +252,22 @@ def _multiclass_summary(ps: list[np.ndarray], classes: list[str]) -> dict:
     }
 
 
+def _targets_summary(res: list[dict], names: list[str], calibration: dict | None) -> dict:
+    """Each target's mean value and interval over the members: `value` maps target -> value
+    (no physical range is known for several targets at once)."""
+    values, per = {}, {}
+    for t in names:
+        preds = np.array([float(r[f"pred:{t}"][0]) for r in res])
+        lo, hi, sig = (np.array([float(r[f"{k}:{t}"][0]) for r in res])
+                       for k in ("lo", "hi", "sigma"))  # fmt: skip
+        values[t] = float(preds.mean())
+        per[t] = {"interval_95": [float(lo.mean()), float(hi.mean())],
+                  "sigma": float(np.sqrt(np.mean(sig**2) + np.var(preds))),
+                  "ensemble_sd": _sd(preds.tolist())}  # fmt: skip
+    cal = calibration or "none: the head's Gaussian intervals, not calibrated"
+    return {"value": values, "uncertainty": {"per_target": per, "calibration": cal}}
+
+
 def _regression_summary(
     res: list[dict], unit: str | None, calibration: dict | None, limits: dict
 ) -> dict:
@@ -330,6 +349,9 @@ def write_outputs(
             write_nifti(main, result["mask"], result["affine"])
         elif result["kind"] == "multiclass":  # the class name; its probabilities in the JSON
             atomic_write_text(main, str(result["value"]) + "\n")
+        elif isinstance(result["value"], dict):  # several targets: "name<TAB>value" per line
+            lines = [f"{t}\t{float(v)!r}" for t, v in result["value"].items()]
+            atomic_write_text(main, "\n".join(lines) + "\n")
         else:
             atomic_write_text(main, repr(float(result["value"])) + "\n")
     except BaseException:

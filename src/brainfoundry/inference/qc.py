@@ -17,6 +17,9 @@ def _title(result: dict) -> str:
     if result["kind"] == "multiclass":
         p = u.get("probabilities", {}).get(result["value"], float("nan"))
         return f"{result['task']}: {result['value']} (P = {p:.3f})"
+    if result["kind"] == "regression" and isinstance(result["value"], dict):
+        shown = ", ".join(f"{t} {v:.1f}" for t, v in list(result["value"].items())[:3])
+        return f"{result['task']}: {shown}"
     if result["kind"] == "regression":
         lo, hi = u.get("interval_95", [float("nan")] * 2)
         text = f"{result['task']}: {result['value']:.1f} (95% interval {lo:.1f} to {hi:.1f})"

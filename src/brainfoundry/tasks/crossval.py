@@ -146,7 +146,7 @@ def score_held_out(run: CV, held: pd.DataFrame, seed_dir: Path) -> dict:
     preds = preds.rename(columns={"case": "subject"}).rename(columns={"key": "case"})
     text = preds.to_csv(index=False)
     atomic_write_text(seed_dir / "cv_predictions.csv", text)
-    summary = summarize(spec.type, preds, metrics=spec.metrics, n_boot=run.n_boot, seed=0)
+    summary = summarize(spec.head, preds, metrics=spec.metrics, n_boot=run.n_boot, seed=0)
     summary.update(task=spec.name, held_out="fold", warnings=warnings)
     if checked is not None:
         summary["plausibility"] = checked
@@ -162,7 +162,7 @@ def write_summary(run: CV, folds: list[dict], preds: pd.DataFrame, warnings: lis
     over = {n: t_interval([_est(f["metrics"].get(n)) for f in folds]) for n in names}
     atomic_write_text(run.out / "cv_predictions.csv", preds.to_csv(index=False))
     pooled = pooled_predictions(preds)
-    summary = summarize(spec.type, pooled, metrics=spec.metrics, n_boot=run.n_boot, seed=0)
+    summary = summarize(spec.head, pooled, metrics=spec.metrics, n_boot=run.n_boot, seed=0)
     if spec.type == "multiclass":
         summary["classes"] = spec.classes
     summary.update(task=spec.name, warnings=warnings)
@@ -184,7 +184,7 @@ def write_summary(run: CV, folds: list[dict], preds: pd.DataFrame, warnings: lis
         "warnings": len(warnings),
     }  # fmt: skip
     title = f"{spec.name} — {run.cfg.folds}-fold cross-validation"
-    write_report(run.out, spec.type, pooled, summary, title=title, details=details)
+    write_report(run.out, spec.head, pooled, summary, title=title, details=details)
     return record
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..data.prepare import PrepareConfig, prepare
 from ..data.preprocess import PreprocessConfig
-from ..data.store import Store
+from ..data.store import Store, target_column
 from ..errors import ConfigError, InputError
 from ..io.layouts import ScanEntry
 from ..io.modalities import alternatives
@@ -72,6 +72,10 @@ def case_table(store: Store, spec: TaskSpec) -> pd.DataFrame:
     so the loss never has to). Sessions without a label are not cases (`dropped_labels` says
     which had one that prepare could not use)."""
     m = store.manifest
+    lacking = [t for t in spec.label_columns if spec.multi_target and target_column(t) not in m]
+    if lacking:
+        why = f"holds no target {', '.join(lacking)} of task {spec.name}"
+        raise InputError(store.root, f"{why} (prepared for another task: use a new folder)")
     rows = []
     for gid, g in m.groupby("group", sort=True):
         have = set(g["modality"])
@@ -94,8 +98,21 @@ def case_table(store: Store, spec: TaskSpec) -> pd.DataFrame:
             raise InputError(g["source"].iloc[0], f"session {g['subject'].iloc[0]}/"
                              f"{g['session'].iloc[0]}: label {float(label):g} is not one of "
                              f"task {spec.name}'s {n} classes (0..{n - 1})")  # fmt: skip
-        rows.append({"key": str(gid), "case": str(g["subject"].iloc[0]), "label": label})
-    return pd.DataFrame(rows, columns=["key", "case", "label"])
+        row = {"key": str(gid), "case": str(g["subject"].iloc[0]), "label": label}
+        for t in spec.label_columns if spec.multi_target else []:
+            row[target_column(t)] = float(g[target_column(t)].iloc[0])
+        rows.append(row)
+    extra = [target_column(t) for t in spec.label_columns] if spec.multi_target else []
+    return pd.DataFrame(rows, columns=["key", "case", "label", *extra])
+
+
+def case_targets(cases: pd.DataFrame, keys: list[str], spec: TaskSpec) -> np.ndarray:
+    """The labels of `keys` from `case_table`'s rows: [n] (one target, or a class), or
+    [n, K] for a multi-target task in label_columns order (NaN: that target is missing)."""
+    by = cases.set_index("key").loc[keys]
+    if spec.multi_target:
+        return by[[target_column(t) for t in spec.label_columns]].to_numpy(float)
+    return by["label"].to_numpy(float)
 
 
 def check_label_classes(store: Store, row: pd.Series, spec: TaskSpec) -> None:

@@ -20,10 +20,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..data.store import target_column
 from ..data.volume_dataset import crop_warnings
 from ..engine.device import pick_device
 from ..errors import InputError
 from ..evaluation import mean_sd_over_seeds, segmentation_case_metrics, summarize, write_report
+from ..evaluation.targets import column
 from ..inference.core import input_size, lesion_mask
 from ..models.card import ModelCard
 from .calibration import calibration_text
@@ -85,7 +87,7 @@ def evaluate(
             "warnings": len(warnings),
         }
         write_report(
-            d, spec.type, preds, summary, title=f"{spec.name} — {d.name}",
+            d, spec.head, preds, summary, title=f"{spec.name} — {d.name}",
             volumes=volumes, details=details,
         )  # fmt: skip
         per_seed[d.name] = summary["metrics"]
@@ -102,7 +104,7 @@ def evaluate(
 
 def _summary(spec, card, preds, n_boot: int, checked, warnings: list[str]) -> dict:
     """A seed's metrics.json: the metrics with CIs, and what they rest on."""
-    summary = summarize(spec.type, preds, metrics=spec.metrics, n_boot=n_boot, seed=0)
+    summary = summarize(spec.head, preds, metrics=spec.metrics, n_boot=n_boot, seed=0)
     summary["task"] = spec.name
     if spec.type == "multiclass":
         summary["classes"] = spec.classes
@@ -129,7 +131,10 @@ def _predict_seed(model, card, spec, store, cases, src: TaskSource):
     warnings += crop_warnings(store, cases["key"], size)
     df = predict_cases(model, store, spec.channels, size, list(cases["key"]))
     preds = cases.merge(df, on="key")
-    if spec.type != "regression":
+    if spec.multi_target:  # the truth of each target beside its prediction (targets.py)
+        truth = {target_column(t): column("label", t) for t in spec.label_columns}
+        preds = preds.drop(columns=["label"]).rename(columns=truth)
+    if spec.head != "regression":
         return preds, None, warnings, None
     limits = ensemble_range([card.extra.get("output_range")], spec.range, spec.unit)
     preds, checked, found = check_table(preds, limits)

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
 
+import numpy as np
+
 from .. import __version__
 from ..config import save_config
 from ..engine.device import pick_device
@@ -28,6 +30,7 @@ from ..resume import check_resume
 from ..run_config import BackboneConfig, RunConfig, SamplingConfig
 from .data import (
     case_table,
+    case_targets,
     dropped_labels,
     few_shot_split,
     prepare_errors,
@@ -201,6 +204,7 @@ def _dataset(cfg, spec, store, keys, seed):
     ds = VolumeDataset(
         store, spec.channels, shape, keys=keys, samples_per_epoch=n,
         transform=_augmentation(cfg, shape), seed=seed,
+        targets=spec.label_columns if spec.multi_target else None,
     )  # fmt: skip
     return ds, shape
 
@@ -224,9 +228,9 @@ def finetune_seed(cfg, spec, store, cases, seed_dir: Path, seed: int, log=print)
     groups = param_groups(model, cfg.strategy)  # before the card: it may freeze layers
     card = _card(cfg, spec, store, splits, backbone, model, init_card, size, seed)
     card.extra.update(head=head_kw, load_report=report_dict(report), probe=probe)
-    if spec.type == "regression":  # what predictions are checked against (tasks.output_range)
-        y = cases.set_index("key").loc[splits["train"], "label"].astype(float)
-        card.extra["output_range"] = output_range(spec.range, spec.unit, y.to_numpy())
+    if spec.head == "regression":  # what predictions are checked against (tasks.output_range)
+        y = case_targets(cases, splits["train"], spec)
+        card.extra["output_range"] = output_range(spec.range, spec.unit, y.tolist())
     sel = Selection(
         spec, store, splits["val"], size, cfg.data.overlap, seed_dir, card, splits["train"]
     )
@@ -264,13 +268,25 @@ def _model(cfg, spec, cases, splits, seed: int, log):
     if report is not None:
         log(f"seed {seed}: init from {cfg.init}: {report}")
     head_kw: dict = {}
-    if spec.type == "regression":  # the head predicts in units of the training labels' spread
-        y = cases.set_index("key").loc[splits["train"], "label"].astype(float)
+    y = case_targets(cases, splits["train"], spec)
+    if spec.head == "regression":  # the head predicts in units of the training labels' spread
         head_kw = {"y_mean": float(y.mean()), "y_std": float(y.std(ddof=0)) or 1.0}
+    if spec.head == "multitarget":  # the same, per target, over the cases that have it
+        names = spec.label_columns
+        head_kw = {"targets": names, "y_mean": _nan_stat(np.nanmean, y, names),
+                   "y_std": [s or 1.0 for s in _nan_stat(np.nanstd, y, names)]}  # fmt: skip
     if spec.type == "multiclass":
         head_kw = {"n_classes": spec.n_classes}
-    model = create_task_model(spec.type, backbone, **head_kw)
+    model = create_task_model(spec.head, backbone, **head_kw)
     return model, backbone, init_card, head_kw, report
+
+
+def _nan_stat(fn, y: np.ndarray, names: list[str]) -> list[float]:
+    """fn (nanmean, nanstd) of each target column; a target no training case has is an error."""
+    empty = [t for t, col in zip(names, y.T) if np.isnan(col).all()]
+    if empty:
+        raise ConfigError(f"no training case has target {empty[0]}: nothing to learn it from")
+    return [float(v) for v in fn(y, axis=0)]
 
 
 def _probe(cfg, spec, store, cases, splits, model, size, seed: int, log) -> dict | None:
@@ -281,8 +297,8 @@ def _probe(cfg, spec, store, cases, splits, model, size, seed: int, log) -> dict
     from .probe import probe_init
 
     plain = VolumeDataset(store, spec.channels, size, keys=splits["train"])
-    y = cases.set_index("key").loc[[it.key for it in plain.items], "label"].astype(float)
-    probe = probe_init(model, plain, y.to_numpy(), spec.type)
+    y = case_targets(cases, [it.key for it in plain.items], spec)
+    probe = probe_init(model, plain, y, spec.head)
     log(f"seed {seed}: linear-probe head {probe}")
     return probe
 

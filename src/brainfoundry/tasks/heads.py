@@ -10,6 +10,8 @@ Trainer and `predict(image, present) -> outputs` for validation and evaluation.
 - multiclass: the same pooling → linear → K class logits; cross-entropy; softmax probabilities.
 - regression: the same pooling → (mean, log-variance) of a Gaussian, trained with its negative
   log-likelihood (mean-variance estimation, Nix & Weigend 1994) on standardised targets.
+- multitarget: K regression targets at once (age plus tissue volumes, the UK Biobank engine's
+  setting): a (mean, log-variance) per target, the NLL averaged over the targets a case has.
 - segmentation: the backbone's encoder + decoder → per-voxel logits; cross-entropy + soft Dice.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,8 +37,15 @@ JACKKNIFE_COVERAGE = 0.95  # the nominal level of the regression head's interval
 
 
 def gaussian_nll(mean: torch.Tensor, log_var: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean of 0.5 (log σ² + (y - μ)² / σ²): torch's GaussianNLLLoss(full=False) in log-variance."""
-    return 0.5 * (log_var + (target - mean) ** 2 * torch.exp(-log_var)).mean()
+    """Mean of 0.5 (log σ² + (y - μ)² / σ²): torch's GaussianNLLLoss(full=False) in log-variance.
+    A NaN target is a missing one: left out of the mean (and of the gradient), so a case with
+    some targets unknown still teaches the others; none known at all gives 0."""
+    known = torch.isfinite(target)
+    if bool(known.all()):
+        return 0.5 * (log_var + (target - mean) ** 2 * torch.exp(-log_var)).mean()
+    y = torch.where(known, target, mean.detach())
+    per = 0.5 * (log_var + (y - mean) ** 2 * torch.exp(-log_var))
+    return (per * known).sum() / known.sum().clamp(min=1)
 
 
 def soft_dice_loss(probs: torch.Tensor, onehot: torch.Tensor, smooth: float = 1e-5) -> torch.Tensor:
@@ -192,6 +202,91 @@ class RegressionModel(_Pooled):
             return {"pred": pred, "sigma": sigma, "lo": lo, "hi": hi}
         half = self.interval_scale * sigma
         return {"pred": pred, "sigma": sigma, "lo": pred - half, "hi": pred + half}
+
+
+@HEADS.register("multitarget")
+class MultiTargetModel(_Pooled):
+    """K named targets, each standardised by its training labels' mean/sd (buffers [K]), each
+    with a (mean, log-variance) output and its own interval: per-target jackknife+ heads when
+    the probe was kept, else a per-target conformal `interval_scale` (`selection.calibrate`).
+    Outputs are named per target: pred:<name>, sigma:<name>, lo:<name>, hi:<name>."""
+
+    y_mean: torch.Tensor
+    y_std: torch.Tensor
+    interval_scale: torch.Tensor
+    jk_weight: torch.Tensor  # [K, n, F]: target k's leave-one-out heads (NaN-padded rows unused)
+    jk_bias: torch.Tensor  # [K, n]
+    jk_resid: torch.Tensor  # [K, n]: NaN where the case lacks target k
+
+    def __init__(
+        self,
+        backbone: Backbone | Channelwise,
+        targets: list[str] | None = None,
+        y_mean: list[float] | None = None,
+        y_std: list[float] | None = None,
+        jackknife_n: int = 0,
+        **_: object,
+    ):
+        self.targets = list(targets or ["target"])
+        k = len(self.targets)
+        super().__init__(backbone, 2 * k)
+        mean = torch.tensor([float(v) for v in (y_mean or [0.0] * k)])
+        std = torch.tensor([max(float(v), 1e-6) for v in (y_std or [1.0] * k)])
+        if mean.numel() != k or std.numel() != k:
+            raise ValueError(f"multitarget head: {k} targets but {mean.numel()} means and "
+                             f"{std.numel()} sds")  # fmt: skip
+        self.register_buffer("y_mean", mean)
+        self.register_buffer("y_std", std)
+        self.register_buffer("interval_scale", torch.full((k,), 1.959964))
+        n, n_in, keep = int(jackknife_n), self.head.in_features, jackknife_n > 0
+        self.register_buffer("jk_weight", torch.zeros(k, n, n_in), persistent=keep)
+        self.register_buffer("jk_bias", torch.zeros(k, n), persistent=keep)
+        self.register_buffer("jk_resid", torch.zeros(k, n), persistent=keep)
+
+    set_jackknife = RegressionModel.set_jackknife
+
+    def _moments(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k = len(self.targets)
+        return out[:, :k], out[:, k:].clamp(*LOGVAR_RANGE)
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        mean, log_var = self._moments(self.raw(batch))
+        y = (batch["label"].float().reshape(mean.shape) - self.y_mean) / self.y_std
+        loss = gaussian_nll(mean, log_var, y)
+        known = torch.isfinite(y)
+        err = torch.where(known, (mean - y).abs(), torch.zeros_like(mean)) * self.y_std
+        mae = (err.sum(0) / known.sum(0).clamp(min=1)).detach()
+        logs = {f"mae:{t}": float(v) for t, v in zip(self.targets, mae)}
+        return loss, {"loss": float(loss.detach()), **logs}
+
+    def _jackknife(self, feats: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(lo, hi) of target k in label units from its leave-one-out heads."""
+        resid = self.jk_resid[k].cpu().double().numpy()
+        ok = np.isfinite(resid)
+        sel = torch.as_tensor(ok, device=self.jk_weight.device)
+        w, b = self.jk_weight[k][sel], self.jk_bias[k][sel]
+        mu = (feats @ w.T + b).cpu().double().numpy()
+        lo, hi = jackknife_plus(mu, resid[ok], JACKKNIFE_COVERAGE)
+        scale, shift = float(self.y_std[k]), float(self.y_mean[k])
+        return (torch.as_tensor(lo, dtype=feats.dtype) * scale + shift,
+                torch.as_tensor(hi, dtype=feats.dtype) * scale + shift)  # fmt: skip
+
+    @torch.no_grad()
+    def predict(self, image: torch.Tensor, present: torch.Tensor | None = None) -> dict:
+        feats = self.features(image, present)
+        mean, log_var = self._moments(self.head(feats))
+        pred = mean * self.y_std + self.y_mean
+        sigma = torch.exp(0.5 * log_var) * self.y_std
+        out = {}
+        for k, t in enumerate(self.targets):
+            if self.jk_resid.shape[1]:
+                lo, hi = self._jackknife(feats.to(self.jk_weight.dtype), k)
+            else:
+                half = self.interval_scale[k] * sigma[:, k]
+                lo, hi = pred[:, k] - half, pred[:, k] + half
+            out.update({f"pred:{t}": pred[:, k], f"sigma:{t}": sigma[:, k],
+                        f"lo:{t}": lo.to(pred.device), f"hi:{t}": hi.to(pred.device)})  # fmt: skip
+        return out
 
 
 @HEADS.register("segmentation")

@@ -100,7 +100,7 @@ def load_task_model(seed_dir: str | Path) -> tuple[nn.Module, ModelCard, TaskSpe
     backbone = build_from_card(card)
     if card.extra.get("channels") == "shared":
         backbone = _wrap(backbone, "shared", card.in_channels)
-    model = create_task_model(spec.type, backbone, **card.extra.get("head", {}))
+    model = create_task_model(spec.head, backbone, **card.extra.get("head", {}))
     tensors, aliases = read_weights(seed_dir / WEIGHTS)
     for alias, canon in aliases.items():
         tensors[alias] = tensors[canon]

@@ -164,6 +164,21 @@ def probe_init(model, dataset, labels: np.ndarray, task_type: str) -> dict:
         head.weight[0] = torch.as_tensor(k * fit["w"], dtype=dtype)
         head.bias[0] = k * fit["b"] + c
         return {"alpha": fit["alpha"], "scale": k, "offset": c}
+    if task_type == "multitarget":  # one ridge per target, on the cases that have it
+        t = (y - model.y_mean.double().numpy()) / model.y_std.double().numpy()
+        k_t = t.shape[1]
+        head.weight.zero_()
+        head.bias.zero_()
+        alphas, maes = [], []
+        for k in range(k_t):
+            ok = np.isfinite(t[:, k])
+            fit = ridge_loo(x[ok], t[ok, k])
+            head.weight[k] = torch.as_tensor(fit["w"], dtype=dtype)
+            head.bias[k] = fit["b"]
+            head.bias[k_t + k] = float(np.log(max(fit["loo_mse"], 1e-4)))
+            alphas.append(fit["alpha"])
+            maes.append(float(np.mean(np.abs(fit["loo"] - t[ok, k])) * float(model.y_std[k])))
+        return {"alpha": alphas, "loo_mae": dict(zip(model.targets, maes))}
     if task_type == "multiclass":
         y_int = y.astype(int)
         k_cls = head.weight.shape[0]

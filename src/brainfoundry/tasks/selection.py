@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+import numpy as np
 import torch
 
 from ..engine import Trainer
@@ -20,11 +21,11 @@ from ..evaluation.metrics import higher_is_better
 from ..io.atomic import atomic_write_text
 from ..models.card import ModelCard
 from ..models.checkpoint import save_model
-from .calibration import jackknife_guarantee
+from .calibration import conformal_scale, jackknife_guarantee
 from .heads import JACKKNIFE_COVERAGE
 from .model_io import load_task_model
 from .spec import TaskSpec
-from .validate import conformal_calibration, labels_of, validate
+from .validate import conformal_calibration, labels_of, targets_of, validate
 
 if TYPE_CHECKING:
     from ..data.store import Store
@@ -94,7 +95,13 @@ def calibrate(sel: Selection, log, seed: int) -> dict:
     count twice (they chose the checkpoint) and are marked so (`calibration.py`)."""
     model, card, spec = load_task_model(sel.seed_dir)
     state = sel.best() or {}
-    if state.get("step") == 0 and card.extra.get("probe") is not None:
+    probe_kept = state.get("step") == 0 and card.extra.get("probe") is not None
+    if spec.multi_target:
+        cal = _calibrate_targets(sel, model, card, probe_kept)
+        if not probe_kept:
+            log(f"warning: seed {seed}: the intervals are calibrated on the validation cases "
+                "that also chose the checkpoint; their coverage is not guaranteed")  # fmt: skip
+    elif probe_kept:
         cal = _jackknife(sel, model, card)
     else:
         cal = conformal_calibration(model, spec, sel.store, sel.val_keys, sel.size)
@@ -111,6 +118,50 @@ def calibrate(sel: Selection, log, seed: int) -> dict:
     atomic_write_text(sel.seed_dir / STATE, json.dumps(state, indent=2))
     log(f"seed {seed}: 95% interval by {cal['method']} on {cal['n']} cases")
     return cal
+
+
+def _calibrate_targets(sel: Selection, model, card, probe_kept: bool) -> dict:
+    """Each target's 95% interval, as for one target: jackknife+ over the train ∪ validation
+    cases that have it when the probe was kept (padded leave-one-out heads, NaN residuals for
+    the cases without it), else split conformal on the validation cases. One record per
+    target, under `per_target`; `method` and `n` summarise them."""
+    from ..data.volume_dataset import VolumeDataset
+    from .probe import jackknife_fits, pooled_features
+
+    names = list(model.targets)
+    keys = sel.train_keys + sel.val_keys if probe_kept else sel.val_keys
+    ds = VolumeDataset(sel.store, sel.spec.channels, sel.size, keys=keys)
+    x = pooled_features(model, ds)
+    y = targets_of(sel.store, [it.key for it in ds.items], names)
+    t = (y - model.y_mean.double().numpy()) / model.y_std.double().numpy()
+    per: dict[str, dict] = {}
+    if probe_kept:
+        n, n_in = len(keys), x.shape[1]
+        w, b = np.zeros((len(names), n, n_in)), np.zeros((len(names), n))
+        r = np.full((len(names), n), np.nan)
+        for k, name in enumerate(names):
+            ok = np.flatnonzero(np.isfinite(t[:, k]))
+            fits = jackknife_fits(x[ok], t[ok, k])
+            w[k, ok], b[k, ok], r[k, ok] = fits["w"], fits["b"], fits["resid"]
+            per[name] = jackknife_guarantee(len(ok), JACKKNIFE_COVERAGE)
+        model.set_jackknife(w, b, r)
+        card.extra["head"] = {**card.extra.get("head", {}), "jackknife_n": n}
+    else:
+        with torch.no_grad():
+            out = model.head(torch.as_tensor(x, dtype=model.head.weight.dtype))
+            mean, log_var = model._moments(out)
+        sigma = torch.exp(0.5 * log_var).double().numpy()
+        for k, name in enumerate(names):
+            rec = conformal_scale(t[:, k], mean[:, k].double().numpy(), sigma[:, k])
+            rec.update(reused_for_selection=True, finite_sample_valid=False,
+                       guaranteed_coverage=None)  # fmt: skip
+            model.interval_scale[k] = rec["scale"]
+            per[name] = rec
+    first = per[names[0]]
+    return {"method": first["method"], "n": first["n"], "coverage": JACKKNIFE_COVERAGE,
+            "finite_sample_valid": all(p["finite_sample_valid"] for p in per.values()),
+            "guaranteed_coverage": first.get("guaranteed_coverage"),
+            "reused_for_selection": not probe_kept, "per_target": per}  # fmt: skip
 
 
 def _jackknife(sel: Selection, model, card) -> dict:

@@ -10,8 +10,8 @@ folder for a task whose label is `label.json` (its label columns are that file's
 
 A task's label columns are each session's named targets (`ScanEntry.targets`, the store's
 `target:<name>` columns); its first is the case's label and must be given, the others may be
-missing (an empty cell, BIDS `n/a`, JSON null). Several targets are read, checked and stored,
-but not trained yet: `train=False` (prepare) takes them, fine-tuning refuses them.
+missing (an empty cell, BIDS `n/a`, JSON null): a multi-target head learns from the targets a
+case has.
 """
 
 from __future__ import annotations
@@ -59,20 +59,16 @@ class TaskSource:
     part: Role | None = None
 
 
-def task_source(
-    data: str | Path, spec: TaskSpec, role: Role, log: Log = print, *, train: bool = True
-) -> TaskSource:
-    """The data `role` reads for `spec`, checked up front (one error listing every bad row).
-    `train`: the data is for fine-tuning or evaluation, so what cannot be trained yet (several
-    targets) is refused; False only reads it into a store (`prepare --task`)."""
+def task_source(data: str | Path, spec: TaskSpec, role: Role, log: Log = print) -> TaskSource:
+    """The data `role` reads for `spec`, checked up front (one error listing every bad row)."""
     path, part = pick_part(Path(data), role, log)
     if path.is_file() and path.suffix.lower() == ".csv" and not is_long_format(path):
-        entries, split = manifest_source(path, spec, role, log, train=train)
+        entries, split = manifest_source(path, spec, role, log)
         return TaskSource(path, ("csv", entries), part or split)
     if is_bids_with_participants(path):
-        return TaskSource(path, ("bids", bids_source(path, spec, log, train=train)), part)
+        return TaskSource(path, ("bids", bids_source(path, spec, log)), part)
     if spec.label == LABEL_JSON and (path / "preprocessed").is_dir():
-        return TaskSource(path, ("fomo-task", folder_source(path, spec, log, train=train)), part)
+        return TaskSource(path, ("fomo-task", folder_source(path, spec, log)), part)
     return TaskSource(path, None, part)
 
 
@@ -107,7 +103,7 @@ def pick_part(path: Path, role: Role, log: Log) -> tuple[Path, Role | None]:
 
 
 def manifest_source(
-    path: Path, spec: TaskSpec, role: Role, log: Log, *, train: bool = True
+    path: Path, spec: TaskSpec, role: Role, log: Log
 ) -> tuple[list[ScanEntry], Role | None]:
     """The entries of a manifest's rows for `role` (all rows, or those of its split column),
     after checking every row of the file against the task."""
@@ -126,7 +122,7 @@ def manifest_source(
     problems += [] if seg else label_problems(values, spec)
     if problems:
         raise DataErrors(path, by_row(problems))
-    check_supported(path, spec, values, train=train)
+    check_supported(path, spec, values)
     rows = [r for r in m.rows if r.split == role] if m.has_split else m.rows
     if not rows:
         raise InputError(path, f"no rows{f' with split={role}' if m.has_split else ''}")
@@ -200,21 +196,12 @@ def class_cell(spec: TaskSpec, cell: str) -> str:
     return cell
 
 
-def check_supported(path: Path, spec: TaskSpec, values: list[Value], *, train: bool = True) -> None:
-    """What was read and checked but cannot be trained yet: several targets (when `train`: a
-    store takes them), or more than two classes. One line saying so, instead of a model of the
-    wrong kind."""
+def check_supported(path: Path, spec: TaskSpec, values: list[Value]) -> None:
+    """A binary task's labels must be 0 and 1: more classes, or other codes, are one line
+    saying so (pointing to a multiclass spec), instead of a model of the wrong kind."""
     cols = spec.label_columns
     if spec.type == "segmentation":
         return
-    if len(cols) > 1 and train:
-        names = ", ".join(cols)
-        raise ConfigError(
-            f"{path}: task {spec.name} names {len(cols)} label columns ({names}); they were "
-            "read and checked, but several targets per task are not supported yet: give the "
-            "task one label column (`brainfoundry prepare DATA STORE --task TASK` stores them "
-            "all, one target:<name> column each)"
-        )
     classes = sorted({int(v) for _, v in values if isinstance(v, float)})
     if spec.type != "classification" or set(classes) <= {0, 1}:
         return
@@ -228,7 +215,7 @@ def check_supported(path: Path, spec: TaskSpec, values: list[Value], *, train: b
                       "0 (negative) or 1 (positive): recode the column")  # fmt: skip
 
 
-def bids_source(root: Path, spec: TaskSpec, log: Log, *, train: bool = True) -> list[ScanEntry]:
+def bids_source(root: Path, spec: TaskSpec, log: Log) -> list[ScanEntry]:
     """The task's scans of a BIDS tree with their participants' (or sessions') labels, after
     checking every file, session and table row (one error listing every problem)."""
     if spec.type == "segmentation":
@@ -254,7 +241,7 @@ def bids_source(root: Path, spec: TaskSpec, log: Log, *, train: bool = True) -> 
     problems += label_problems(values, spec)
     if problems:
         raise DataErrors(root, list(dict.fromkeys(problems)))
-    check_supported(root, spec, values, train=train)
+    check_supported(root, spec, values)
     for e in used:
         cells = labels[(e.subject, e.session)][1]
         e.targets = {c: number_or_nan(cells[c]) for c in spec.label_columns}
@@ -269,7 +256,7 @@ def _bids_label(cell: str) -> float | str:
     return "empty label (n/a)" if cell == MISSING else parse_label(cell)
 
 
-def folder_source(root: Path, spec: TaskSpec, log: Log, *, train: bool = True) -> list[ScanEntry]:
+def folder_source(root: Path, spec: TaskSpec, log: Log) -> list[ScanEntry]:
     """A FOMO task folder for a task whose label is label.json: each session's targets are the
     task's label columns, in order, from labels/<sub>/<ses>/label.json (its label the first),
     checked as a manifest's label columns are. A session without the file has no label."""
@@ -295,7 +282,7 @@ def folder_source(root: Path, spec: TaskSpec, log: Log, *, train: bool = True) -
     problems += label_problems(values, spec)
     if problems:
         raise DataErrors(root, problems)
-    check_supported(root, spec, values, train=train)
+    check_supported(root, spec, values)
     for e in entries:
         if e.targets:
             e.targets = {c: e.targets[c] for c in cols}

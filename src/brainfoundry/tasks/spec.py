@@ -29,8 +29,9 @@ class TaskSpec:
       present=False); the others must be there. label: "label.txt" (class or value per session),
       "label.json" (named targets per session, {name: number or null}: the label_columns are its
       keys) or "seg.nii.gz" (voxel mask). label_columns: the column(s) of a CSV manifest or a BIDS
-      participants table that hold the target (default `label`; several are read, checked and
-      stored, but one target per task is trained today). defaults: `a.b=c` finetune overrides.
+      participants table that hold the target (default `label`). A regression task may name
+      several: one model predicts them all (a multi-target head, the first column the main
+      target that picks the checkpoint). defaults: `a.b=c` finetune overrides.
     metrics: what evaluation reports (`evaluation.scoring` knows which fit each type);
       primary_metric (default: the first) picks the best checkpoint and heads the bench's
       tables; ranking_metrics (default: the primary) are the ones the challenge ranks on.
@@ -91,6 +92,12 @@ class TaskSpec:
                 f"none empty, reserved ({', '.join(RESERVED)}) or a modality"
             )
         self.label_columns = cols
+        if len(cols) > 1 and self.type != "regression":
+            raise ConfigError(f"{where}: several label_columns ({', '.join(cols)}) are targets "
+                              f"of one regression model; a {self.type} task has one")  # fmt: skip
+        if len(cols) > 1 and self.range is not None:
+            raise ConfigError(f"{where}: range bounds one target; a task of several targets "
+                              f"({', '.join(cols)}) has none")  # fmt: skip
 
     def _check_classes(self, where: str) -> None:
         names = [str(c).strip() for c in self.classes]
@@ -110,6 +117,17 @@ class TaskSpec:
             return self.classes.index(value) if value in self.classes else None
         k = int(value)
         return k if k == value and 0 <= k < self.n_classes else None
+
+    @property
+    def multi_target(self) -> bool:
+        """A regression task of several targets (its label_columns), one model for them all."""
+        return self.type == "regression" and len(self.label_columns) > 1
+
+    @property
+    def head(self) -> str:
+        """The task-model head (`heads.HEADS`) and evaluation table kind: the task type, or
+        "multitarget" for a regression task of several targets."""
+        return "multitarget" if self.multi_target else self.type
 
     @property
     def categorical(self) -> bool:
@@ -155,11 +173,13 @@ class TaskSpec:
 
     @property
     def n_outputs(self) -> int:
-        """Network outputs: 1 logit, K class logits, 2 (mean, log-variance) or 2 segmentation
-        classes."""
+        """Network outputs: 1 logit, K class logits, 2 per target (mean, log-variance) or 2
+        segmentation classes."""
         if self.type == "multiclass":
             return len(self.classes)
-        return {"classification": 1, "regression": 2, "segmentation": 2}[self.type]
+        if self.type == "regression":
+            return 2 * len(self.label_columns)
+        return {"classification": 1, "segmentation": 2}[self.type]
 
     def channel_of(self, modality: str) -> str | None:
         """The channel a scan of `modality` fills, or None if the task does not use it."""

@@ -15,6 +15,7 @@ from ..errors import InputError
 from ..evaluation.metrics import METRICS
 from ..evaluation.scoring import class_columns, columns, score
 from ..evaluation.segmentation import segmentation_case_metrics
+from ..evaluation.targets import column, metric_name, target_table
 from ..inference.core import lesion_mask
 from .calibration import conformal_scale
 from .predict import predict_cases, predict_segmentation
@@ -48,6 +49,8 @@ def validate(model, spec: TaskSpec, store: Store, keys: list[str], size, overlap
     calibrated only after training); segmentation reports Dice and the primary metric."""
     if spec.type == "segmentation":
         return _validate_segmentation(model, spec, store, keys, size, overlap)
+    if spec.multi_target:
+        return _validate_targets(model, spec, store, keys, size)
     df = predict_cases(model, store, spec.channels, size, keys)
     df["label"] = labels_of(store, list(df["key"]))
     y = df["label"].to_numpy(float)
@@ -68,6 +71,31 @@ def validate(model, spec: TaskSpec, store: Store, keys: list[str], size, overlap
     else:
         mu, sd = df["pred"].to_numpy(), df["sigma"].to_numpy()
         out["loss"] = float(np.mean(np.log(sd) + 0.5 * ((y - mu) / sd) ** 2))
+    return out
+
+
+def _validate_targets(model, spec: TaskSpec, store: Store, keys: list[str], size) -> dict:
+    """Every spec metric per target (`<metric>:<target>`), the first target's under the plain
+    name (it picks the checkpoint), and the loss: the Gaussian NLL in standardised units over
+    every known (case, target), the same for every unit a target is measured in."""
+    df = predict_cases(model, store, spec.channels, size, keys)
+    names = spec.label_columns
+    y = targets_of(store, list(df["key"]), names)
+    out: dict = {}
+    nll = []
+    for k, t in enumerate(names):
+        df[column("label", t)] = y[:, k]
+        sub = target_table(df, t)
+        for m in spec.metrics:
+            if not {"lo", "hi"} & set(columns("regression", m)):
+                out[metric_name(m, t)] = score("regression", m, sub) if len(sub) else None
+        sd = sub["sigma"].to_numpy() / float(model.y_std[k])
+        z = (sub["label"].to_numpy() - sub["pred"].to_numpy()) / sub["sigma"].to_numpy()
+        nll += (np.log(sd) + 0.5 * z**2).tolist()
+    for m in spec.metrics:
+        if metric_name(m, names[0]) in out:
+            out[m] = out[metric_name(m, names[0])]
+    out["loss"] = float(np.mean(nll)) if nll else float("nan")
     return out
 
 
