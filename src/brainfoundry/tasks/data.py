@@ -74,8 +74,8 @@ def case_table(store: Store, spec: TaskSpec) -> pd.DataFrame:
     m = store.manifest
     lacking = [t for t in spec.label_columns if spec.multi_target and target_column(t) not in m]
     if lacking:
-        why = f"holds no target {', '.join(lacking)} of task {spec.name}"
-        raise InputError(store.root, f"{why} (prepared for another task: use a new folder)")
+        what = f"holds no target {', '.join(lacking)} of task {spec.name}"
+        raise InputError(store.root, f"{what} (prepared for another task: use a new folder)")
     rows = []
     for gid, g in m.groupby("group", sort=True):
         have = set(g["modality"])
