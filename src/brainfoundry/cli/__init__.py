@@ -53,6 +53,8 @@ _COMMAND_MODULES: list[str] = [
     "finetune",
     "bench",
     "predict",
+    "embed",
+    "probe",
 ]
 
 

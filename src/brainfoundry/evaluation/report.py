@@ -105,6 +105,10 @@ def summarize(
         k = sum(c.startswith("prob_") for c in df.columns)
         out["n_per_class"] = np.bincount(y, minlength=k).tolist()
     out["resampling"] = scoring.RESAMPLING[task_type]
+    per_class = sorted({c.split(":", 1)[1] for c in df.columns if str(c).startswith("dice:")})
+    if task_type == "segmentation" and per_class:  # several classes: each one's case means
+        out["per_class"] = {c: {m: float(df[f"{m}:{c}"].mean()) for m in ("dice", "nsd", "hd95")}
+                            for c in per_class}  # fmt: skip
     out["metrics"] = {
         m: scoring.score_ci(
             task_type, m, df, n_boot=n_boot, alpha=alpha, seed=seed, threshold=threshold

@@ -58,8 +58,23 @@ def case_outputs(
     return {k: v.cpu().numpy() for k, v in model.predict(boxes, flags).items()}
 
 
+def class_map(probs: np.ndarray) -> np.ndarray:
+    """The label map [*S] (uint8) of class probabilities [K, *S]: with two classes the lesion
+    mask (`lesion_mask` of the foreground, exactly as the binary paths), else the likeliest
+    class per voxel."""
+    if probs.shape[0] == 2:
+        return lesion_mask(probs[1]).astype(np.uint8)
+    return np.argmax(probs, axis=0).astype(np.uint8)
+
+
+def segment(model, image: np.ndarray, patch: Sequence[int], **kw) -> np.ndarray:
+    """Foreground probability [*S] of one session [C, *S] (a two-class model's lesion class);
+    `segment_probs` gives every class."""
+    return segment_probs(model, image, patch, **kw)[1]
+
+
 @torch.no_grad()
-def segment(
+def segment_probs(
     model,
     image: np.ndarray,
     patch: Sequence[int],
@@ -70,7 +85,7 @@ def segment(
     batch_size: int = 2,
     whole: bool = False,
 ) -> np.ndarray:
-    """Foreground probability [*S] of one session [C, *S]: a Gaussian-weighted sliding window
+    """Class probabilities [K, *S] of one session [C, *S]: a Gaussian-weighted sliding window
     of `patch` tiles, or one pass over the `whole` volume (faster, see inference.md)."""
     device = next(model.parameters()).device
     model.eval()
@@ -86,4 +101,4 @@ def segment(
             fn, x, patch, overlap=overlap, batch_size=batch_size, mirror=mirror,
             skip_empty=skip_empty,
         )  # fmt: skip
-    return probs[1].cpu().numpy()
+    return probs.cpu().numpy()

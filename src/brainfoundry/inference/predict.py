@@ -10,7 +10,8 @@ Outputs, all written atomically (a temporary name, then a rename: never a partia
 - classification: OUTPUT.txt with P(positive); multiclass: OUTPUT.txt with the likeliest class's
   name (every class's probability in the JSON); several regression targets: one line per
   target, `name<TAB>value`; regression: OUTPUT.txt with the value (repr,
-  full precision); segmentation: OUTPUT.nii.gz, {0,1} uint8, the input's shape and affine;
+  full precision); segmentation: OUTPUT.nii.gz, {0,1} uint8 (several classes: 0..K-1), the
+  input's shape and affine;
 - OUTPUT.json beside it: the uncertainty (95% interval with the guarantee its calibration
   gives, probability, spread over the ensemble, lesion volume), provenance and warnings (a brain
   centre-cropped to the model's box; a value outside the physically possible range or far
@@ -34,7 +35,15 @@ from ..errors import InputError
 from ..io.atomic import atomic_write_text
 from ..io.modalities import alternatives, canonical_modality, resolve_channels
 from ..io.volume import Volume, read_volume
-from .core import case_outputs, input_size, lesion_mask, segment, stack_channels
+from .core import (
+    case_outputs,
+    class_map,
+    input_size,
+    lesion_mask,
+    segment,
+    segment_probs,
+    stack_channels,
+)
 
 if TYPE_CHECKING:
     from ..data.preprocess import Geometry
@@ -137,6 +146,8 @@ class Predictor:
         """The members' mean probability, thresholded and mapped back to the input grid."""
         from ..data.preprocess import restore
 
+        if self.spec.n_classes > 2:
+            return self._classes(s, sw)
         probs = [segment(m.model, s.image, input_size(m.card), **sw) for m in self.members]
         prob = np.mean(probs, axis=0)
         mask = restore(lesion_mask(prob).astype(np.uint8), s.geometry, is_label=True)
@@ -145,6 +156,24 @@ class Predictor:
             "affine": s.ref.affine,
             "prob_preprocessed": prob,
             "uncertainty": _lesion_uncertainty(probs, prob, mask, s.ref.spacing),
+        }
+
+    def _classes(self, s: Session, sw: dict) -> dict:
+        """Several classes: the members' mean class probabilities → the likeliest class per
+        voxel on the input grid (values 0..K-1), each class's volume beside it."""
+        from ..data.preprocess import restore
+
+        probs = np.mean([segment_probs(m.model, s.image, input_size(m.card), **sw)
+                         for m in self.members], axis=0)  # fmt: skip
+        labels = restore(class_map(probs), s.geometry, is_label=True).astype(np.uint8)
+        vox = float(np.prod(s.ref.spacing)) / 1000.0
+        names = self.spec.class_names
+        volumes = {c: float((labels == k).sum()) * vox for k, c in enumerate(names) if k}
+        return {
+            "mask": labels,
+            "affine": s.ref.affine,
+            "prob_preprocessed": 1.0 - probs[0],  # any foreground class: what the QC overlays
+            "uncertainty": {"volume_ml": volumes},
         }
 
     def _case(self, s: Session) -> dict:

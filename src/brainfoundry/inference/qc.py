@@ -29,6 +29,9 @@ def _title(result: dict) -> str:
         elif flags.get("far_from_training"):
             text += "\nIMPLAUSIBLE: far outside the training labels (see the .json)"
         return text
+    if "volume_ml" in u:  # several classes
+        shown = ", ".join(f"{c} {v:.2f} ml" for c, v in u["volume_ml"].items())
+        return f"{result['task']}: {shown}"
     return f"{result['task']}: lesion {u.get('lesion_volume_ml', 0.0):.2f} ml"
 
 

@@ -24,9 +24,10 @@ from ..data.store import target_column
 from ..data.volume_dataset import crop_warnings
 from ..engine.device import pick_device
 from ..errors import InputError
-from ..evaluation import mean_sd_over_seeds, segmentation_case_metrics, summarize, write_report
+from ..evaluation import mean_sd_over_seeds, summarize, write_report
+from ..evaluation.segmentation import multiclass_case_metrics
 from ..evaluation.targets import column
-from ..inference.core import input_size, lesion_mask
+from ..inference.core import class_map, input_size
 from ..models.card import ModelCard
 from .calibration import calibration_text
 from .data import (
@@ -167,15 +168,17 @@ def _segment(model, spec, store, cases, size, src: TaskSource):
     rows, masks = [], {}
     for r in cases.itertuples():
         g = store.manifest[store.manifest["group"] == r.key].iloc[0]
-        prob = predict_segmentation(model, store, spec.channels, r.key, size)
+        labels = class_map(predict_segmentation(model, store, spec.channels, r.key, size))
         geom = Geometry.from_json(json.loads(g["geometry"]))
-        pred = restore(lesion_mask(prob).astype(np.uint8), geom, is_label=True)
+        pred = restore(labels, geom, is_label=True)
         ref = read_volume(seg_of[(g["subject"], g["session"])], label=True)
-        truth = np.rint(ref.data) > 0
+        truth = np.rint(ref.data).astype(np.int64)
+        if spec.n_classes == 2:  # binary: any labelled voxel is lesion
+            truth = (truth > 0).astype(np.int64)
         spacing = tuple(float(s) for s in np.linalg.norm(ref.affine[:3, :3], axis=0))
-        m = segmentation_case_metrics(pred > 0, truth, spacing, spec.nsd_tolerance_mm)
+        m = multiclass_case_metrics(pred, truth, spec.class_names, spacing, spec.nsd_tolerance_mm)
         rows.append({"key": r.key, "case": r.case, **m, "pred_voxels": int((pred > 0).sum())})
-        masks[r.case] = (r.key, lesion_mask(prob))
+        masks[r.case] = (r.key, labels > 0)
 
     def volumes(case: str):
         key, mask = masks[case]

@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 
 
 def decoder_channels(spec: TaskSpec) -> int | None:
-    """Outputs of the backbone's decoder: 2 classes for segmentation, unused otherwise."""
-    return 2 if spec.type == "segmentation" else None
+    """Outputs of the backbone's decoder: the segmentation classes (2 when binary), unused
+    otherwise."""
+    return spec.n_classes if spec.type == "segmentation" else None
 
 
 def build_backbone(

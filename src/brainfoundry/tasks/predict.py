@@ -14,7 +14,7 @@ from ..data.dataset import Item, session_items
 from ..data.store import Store
 from ..errors import ConfigError
 from ..evaluation.scoring import class_columns
-from ..inference.core import case_outputs, segment, stack_channels
+from ..inference.core import case_outputs, segment_probs, stack_channels
 
 
 def predict_cases(
@@ -61,6 +61,7 @@ def session_volume(store: Store, channels: list[str], key: str) -> tuple[np.ndar
 def predict_segmentation(
     model, store: Store, channels: list[str], key: str, patch, *, overlap=0.5, batch_size=2
 ) -> np.ndarray:
-    """Foreground probability [*S] of one session on the preprocessed grid."""
+    """Class probabilities [K, *S] of one session on the preprocessed grid (`inference.core.
+    class_map` makes the label map every path scores)."""
     image, _ = session_volume(store, channels, key)
-    return segment(model, image, patch, overlap=overlap, batch_size=batch_size)
+    return segment_probs(model, image, patch, overlap=overlap, batch_size=batch_size)

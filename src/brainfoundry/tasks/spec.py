@@ -35,8 +35,10 @@ class TaskSpec:
     metrics: what evaluation reports (`evaluation.scoring` knows which fit each type);
       primary_metric (default: the first) picks the best checkpoint and heads the bench's
       tables; ranking_metrics (default: the primary) are the ones the challenge ranks on.
-    classes: multiclass only, the class names in label order: a label is the class's index
-      (0 .. K-1) or its name. A binary `classification` task keeps 0 = negative, 1 = positive.
+    classes: multiclass: the class names in label order (a label is the class's index 0..K-1
+      or its name); segmentation: the label map's classes, background first (default
+      [background, lesion]; FOMO26 trigeminal [background, nerve, vessel]). A binary
+      `classification` task keeps 0 = negative, 1 = positive.
     range: regression only, the physically possible values [lo, hi] of the target (either may
       be null: unbounded), e.g. brain age [0, 120]; outputs outside it are flagged and interval
       bounds clipped to it (`tasks.output_range`). None: no physical limit is known.
@@ -101,13 +103,15 @@ class TaskSpec:
 
     def _check_classes(self, where: str) -> None:
         names = [str(c).strip() for c in self.classes]
-        if self.type != "multiclass":
+        if self.type not in ("multiclass", "segmentation"):
             if names:
-                why = "classes name a multiclass task's labels"
+                why = "classes name a multiclass or segmentation task's labels"
                 raise ConfigError(f"{where}: {why}, not a {self.type} task's (binary: 0, 1)")
             return
+        if self.type == "segmentation" and not names:
+            return  # binary: background and lesion
         if len(names) < 2 or len(set(names)) != len(names) or not all(names):
-            raise ConfigError(f"{where}: a multiclass task lists at least two distinct, "
+            raise ConfigError(f"{where}: a {self.type} task lists at least two distinct, "
                               f"non-empty class names (classes: {self.classes})")  # fmt: skip
         self.classes = names
 
@@ -136,10 +140,16 @@ class TaskSpec:
 
     @property
     def n_classes(self) -> int:
-        """Classes of a categorical task (2 for binary); 0 otherwise."""
-        if self.type == "multiclass":
+        """Classes of a categorical or segmentation task (background included; 2 for binary);
+        0 for regression."""
+        if self.classes:
             return len(self.classes)
-        return 2 if self.type == "classification" else 0
+        return 0 if self.type == "regression" else 2
+
+    @property
+    def class_names(self) -> list[str]:
+        """A segmentation task's class names, background first (default background, lesion)."""
+        return self.classes or (["background", "lesion"] if self.type == "segmentation" else [])
 
     def _check_range(self, where: str) -> None:
         if self.range is None:
@@ -175,11 +185,11 @@ class TaskSpec:
     def n_outputs(self) -> int:
         """Network outputs: 1 logit, K class logits, 2 per target (mean, log-variance) or 2
         segmentation classes."""
-        if self.type == "multiclass":
-            return len(self.classes)
         if self.type == "regression":
             return 2 * len(self.label_columns)
-        return {"classification": 1, "segmentation": 2}[self.type]
+        if self.type == "classification":
+            return 1
+        return self.n_classes  # multiclass: K logits; segmentation: K classes
 
     def channel_of(self, modality: str) -> str | None:
         """The channel a scan of `modality` fills, or None if the task does not use it."""

@@ -14,9 +14,9 @@ from ..data.store import TARGET_PREFIX, Store, target_column
 from ..errors import InputError
 from ..evaluation.metrics import METRICS
 from ..evaluation.scoring import class_columns, columns, score
-from ..evaluation.segmentation import segmentation_case_metrics
+from ..evaluation.segmentation import multiclass_case_metrics
 from ..evaluation.targets import column, metric_name, target_table
-from ..inference.core import lesion_mask
+from ..inference.core import class_map
 from .calibration import conformal_scale
 from .predict import predict_cases, predict_segmentation
 from .spec import TaskSpec
@@ -100,19 +100,22 @@ def _validate_targets(model, spec: TaskSpec, store: Store, keys: list[str], size
 
 
 def _validate_segmentation(model, spec: TaskSpec, store: Store, keys, size, overlap) -> dict:
-    """Mean per-case Dice (its complement is the loss) and the primary metric, in store space."""
+    """Mean per-case Dice (its complement is the loss; several classes: averaged over the
+    foreground classes) and the primary metric, in store space."""
     spacing = tuple(store.plan["preprocess"]["spacing"])
     rows = []
+    dice = METRICS.get("dice")
     for k in keys:
-        prob = predict_segmentation(model, store, spec.channels, k, size, overlap=overlap)
+        probs = predict_segmentation(model, store, spec.channels, k, size, overlap=overlap)
+        pred = class_map(probs)
         seg_scan = store.manifest[store.manifest["group"] == k]["scan_id"].iloc[0]
-        truth = np.asarray(store.label_array(seg_scan)[...]) > 0
+        truth = np.asarray(store.label_array(seg_scan)[...])
         if spec.primary_metric == "dice":
-            rows.append({"dice": METRICS.get("dice")(lesion_mask(prob), truth)})
+            per = [dice(pred == c, truth == c) for c in range(1, spec.n_classes)]
+            rows.append({"dice": float(np.mean(per))})
         else:
-            rows.append(
-                segmentation_case_metrics(lesion_mask(prob), truth, spacing, spec.nsd_tolerance_mm)
-            )
+            rows.append(multiclass_case_metrics(pred, truth, spec.class_names, spacing,
+                                                spec.nsd_tolerance_mm))  # fmt: skip
     df = pd.DataFrame(rows)
     d = float(df["dice"].mean())
     out = {"dice": d}
