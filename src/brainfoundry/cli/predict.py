@@ -19,7 +19,7 @@ def predict(
     ),
     flair: Path = typer.Option(None, "--flair", help=_SEQ),
     adc: Path = typer.Option(None, "--adc", help=_SEQ),
-    dwi_b1000: Path = typer.Option(None, "--dwi_b1000", help=_SEQ),
+    dwi_b1000: Path = typer.Option(None, "--dwi_b1000", "--dwi", help=_SEQ + " (--dwi: FOMO26)"),
     t2s: Path = typer.Option(None, "--t2s", help=_SEQ),
     swi: Path = typer.Option(None, "--swi", help=_SEQ),
     t1: Path = typer.Option(None, "--t1", help=_SEQ),

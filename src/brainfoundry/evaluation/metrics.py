@@ -46,6 +46,31 @@ HIGHER_IS_BETTER: dict[str, bool] = {
 _ALIASES = {"r": "pearson_r", "pearson": "pearson_r", "auc": "auroc", "ap": "auprc"}
 
 
+# FOMO26's scoring never raises: a metric it cannot compute is the worst value instead
+# (fomo26/fomo-metrics; FACTS.md)
+FOMO26_WORST = {"auroc": 0.0, "auroc_ovr": 0.0, "f1_macro": 0.0, "mae": 100.0,
+                "pearson_r": -100.0, "dice": 0.0, "nsd": 0.0, "nsd_area": 0.0}  # fmt: skip
+
+
+def fomo26_score(name: str, *args, **kwargs) -> float:
+    """Metric `name` as FOMO26 scores it: the value, or the metric's worst (`FOMO26_WORST`)
+    where it raises or is undefined (NaN), with a MetricWarning saying which, never an error."""
+    key = canonical_name(name)
+    if key not in FOMO26_WORST:
+        raise ConfigError(f"FOMO26 scores {', '.join(FOMO26_WORST)}, not {name!r}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MetricWarning)
+            value = float(METRICS.get(key)(*args, **kwargs))
+    except (ValueError, TypeError, IndexError, ZeroDivisionError) as e:
+        _warn(f"FOMO26 {key}: {e}; scored as the worst value {FOMO26_WORST[key]}")
+        return FOMO26_WORST[key]
+    if not np.isfinite(value):
+        _warn(f"FOMO26 {key} is undefined here; scored as the worst value {FOMO26_WORST[key]}")
+        return FOMO26_WORST[key]
+    return value
+
+
 class MetricWarning(UserWarning):
     """A metric is undefined for this input (e.g. one class only) and was returned as NaN."""
 

@@ -113,3 +113,40 @@ def fomo25_ranking(
     table["rank"] = table["mean_rank"].rank(method="average")
     order = np.lexsort((table.index.to_numpy(), table["rank"].to_numpy()))
     return table.iloc[order]
+
+
+# FOMO26's unified ranking (FACTS.md): the weight of each task's rank in the overall score
+FOMO26_WEIGHTS = {
+    "fomo26-infarct": 0.10,
+    "fomo26-meningioma": 0.25,
+    "fomo26-brainage": 0.10,
+    "fomo26-trigeminal": 0.25,
+    "fomo26-polymicrogyria": 0.10,
+    "fomo26-probe": 0.10,
+    "fomo26-fairness": 0.10,
+}
+
+
+def fomo26_ranking(
+    results: pd.DataFrame,
+    weights: dict[str, float] | None = None,
+    higher_is_better: dict[str, bool] | None = None,
+) -> pd.DataFrame:
+    """Rank runs FOMO26-style: task ranks exactly as `fomo25_ranking` (metric ranks averaged
+    within a task, a missing task the worst rank + 1), then the overall score is the weighted
+    mean of the task ranks (`weights`, default `FOMO26_WEIGHTS`: 25% each for the two
+    segmentation tasks, 10% for the others; renormalised over the tasks judged). Returns one
+    row per run, best first: the task ranks, `weighted_rank` and `rank`."""
+    weights = dict(FOMO26_WEIGHTS if weights is None else weights)
+    present = sorted(pd.unique(_tidy(results)["task"]))
+    unknown = [t for t in present if t not in weights]
+    if unknown:
+        raise ValueError(f"no FOMO26 weight for tasks {unknown}; weights name {sorted(weights)}")
+    tasks = [t for t in weights if weights[t] > 0]
+    table = fomo25_ranking(results, tasks=tasks, higher_is_better=higher_is_better)
+    w = np.array([weights[t] for t in tasks], float)
+    table["weighted_rank"] = table[tasks].to_numpy(float) @ (w / w.sum())
+    table = table.drop(columns=["mean_rank", "rank"])
+    table["rank"] = table["weighted_rank"].rank(method="average")
+    order = np.lexsort((table.index.to_numpy(), table["rank"].to_numpy()))
+    return table.iloc[order]

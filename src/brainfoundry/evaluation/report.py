@@ -107,7 +107,8 @@ def summarize(
     out["resampling"] = scoring.RESAMPLING[task_type]
     per_class = sorted({c.split(":", 1)[1] for c in df.columns if str(c).startswith("dice:")})
     if task_type == "segmentation" and per_class:  # several classes: each one's case means
-        out["per_class"] = {c: {m: float(df[f"{m}:{c}"].mean()) for m in ("dice", "nsd", "hd95")}
+        names = [m for m in ("dice", "nsd", "nsd_area", "hd95") if f"{m}:{per_class[0]}" in df]
+        out["per_class"] = {c: {m: float(df[f"{m}:{c}"].mean()) for m in names}
                             for c in per_class}  # fmt: skip
     out["metrics"] = {
         m: scoring.score_ci(

@@ -61,7 +61,7 @@ COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
         "median_interval_width": ("lo", "hi"),
         "interval_score": ("label", "lo", "hi"),
     },
-    "segmentation": {name: (name,) for name in ("dice", "nsd", "hd95")},
+    "segmentation": {name: (name,) for name in ("dice", "nsd", "nsd_area", "hd95")},
 }
 RESAMPLING = {
     "classification": "cases, stratified by label",

@@ -170,19 +170,24 @@ def segmentation_case_metrics(
 
 def multiclass_case_metrics(
     pred_labels, true_labels, classes: list[str], spacing: Spacing = None,
-    tolerance_mm: float = DEFAULT_TOLERANCE_MM,
+    tolerance_mm: float = DEFAULT_TOLERANCE_MM, area_nsd: bool = False,
 ) -> dict[str, float]:  # fmt: skip
     """Dice, NSD and HD95 of one case's label maps, per foreground class (`dice:<class>`, ...;
     `classes` background first) and averaged over them (`dice`, `nsd`, `hd95`: the columns a
     binary case has, so the tables and the bench read both alike); two classes reduce to
-    `segmentation_case_metrics` of the lesion mask."""
+    `segmentation_case_metrics` of the lesion mask. `area_nsd` adds FOMO26's area-weighted
+    `nsd_area` (3-D only) the same way."""
     pred, truth = np.asarray(pred_labels), np.asarray(true_labels)
-    per = {c: segmentation_case_metrics(pred == k, truth == k, spacing, tolerance_mm)
-           for k, c in enumerate(classes) if k > 0}  # fmt: skip
+    per = {}
+    for k, c in enumerate(classes[1:], start=1):
+        per[c] = segmentation_case_metrics(pred == k, truth == k, spacing, tolerance_mm)
+        if area_nsd:
+            per[c]["nsd_area"] = nsd_area(pred == k, truth == k, spacing, tolerance_mm)
     if len(per) == 1:
         return next(iter(per.values()))
-    out = {m: float(np.mean([v[m] for v in per.values()])) for m in ("dice", "nsd", "hd95")}
-    out.update({f"{m}:{c}": v[m] for c, v in per.items() for m in ("dice", "nsd", "hd95")})
+    names = list(next(iter(per.values())))
+    out = {m: float(np.mean([v[m] for v in per.values()])) for m in names}
+    out.update({f"{m}:{c}": v[m] for c, v in per.items() for m in names})
     return out
 
 

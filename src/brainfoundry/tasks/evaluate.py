@@ -176,7 +176,8 @@ def _segment(model, spec, store, cases, size, src: TaskSource):
         if spec.n_classes == 2:  # binary: any labelled voxel is lesion
             truth = (truth > 0).astype(np.int64)
         spacing = tuple(float(s) for s in np.linalg.norm(ref.affine[:3, :3], axis=0))
-        m = multiclass_case_metrics(pred, truth, spec.class_names, spacing, spec.nsd_tolerance_mm)
+        m = multiclass_case_metrics(pred, truth, spec.class_names, spacing, spec.nsd_tolerance_mm,
+                                    area_nsd="nsd_area" in spec.metrics)  # fmt: skip
         rows.append({"key": r.key, "case": r.case, **m, "pred_voxels": int((pred > 0).sum())})
         masks[r.case] = (r.key, labels > 0)
 

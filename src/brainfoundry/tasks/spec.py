@@ -229,8 +229,12 @@ def _builtin(name: str):
     return make
 
 
-for _f in ("infarct.yaml", "meningioma.yaml", "brainage.yaml", "brain-profile.yaml"):
-    TASKS.register(_f.removesuffix(".yaml"))(_builtin(_f))
+FOMO25_TASKS = ("infarct", "meningioma", "brainage")
+FOMO26_TASKS = tuple(
+    f"fomo26-{t}" for t in ("infarct", "meningioma", "brainage", "trigeminal", "polymicrogyria")
+)
+for _name in (*FOMO25_TASKS, "brain-profile", *FOMO26_TASKS):
+    TASKS.register(_name)(_builtin(f"{_name}.yaml"))
 
 
 def get_task(name_or_path: str | Path | TaskSpec) -> TaskSpec:

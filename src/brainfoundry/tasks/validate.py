@@ -115,7 +115,8 @@ def _validate_segmentation(model, spec: TaskSpec, store: Store, keys, size, over
             rows.append({"dice": float(np.mean(per))})
         else:
             rows.append(multiclass_case_metrics(pred, truth, spec.class_names, spacing,
-                                                spec.nsd_tolerance_mm))  # fmt: skip
+                                                spec.nsd_tolerance_mm,
+                                                "nsd_area" in spec.metrics))  # fmt: skip
     df = pd.DataFrame(rows)
     d = float(df["dice"].mean())
     out = {"dice": d}
