@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .checks import DEFAULT_LIMITS, Limits, check_shape
 from .volume import Volume
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -75,11 +76,33 @@ def sitk_to_volume(img, path: str) -> Volume:
     lps = np.eye(4)
     lps[:3, :3] = direction * sp[None, :]
     lps[:3, 3] = origin
-    arr = _sitk().GetArrayFromImage(img).astype(np.float32).transpose(2, 1, 0)
-    return Volume(np.ascontiguousarray(arr), _LPS_TO_RAS @ lps, path)
+    arr = _sitk().GetArrayFromImage(img).transpose(2, 1, 0)  # stored type: `validate` casts
+    return Volume(arr, _LPS_TO_RAS @ lps, path)
 
 
-def read_dicom_series(folder: str | Path, series_uid: str | None = None) -> Volume:
+def _check_claims(folder: Path, names: list[str], limits: Limits) -> None:
+    """Before the series is read: one greyscale value per pixel, and a voxel count under the
+    limit (the first file's size, times the number of files)."""
+    r = _sitk().ImageFileReader()
+    r.SetFileName(names[0])
+    try:
+        r.ReadImageInformation()
+    except RuntimeError:
+        return  # unreadable: the series reader says why
+    comps = r.GetNumberOfComponents()
+    if comps > 1:
+        raise InputError(
+            folder,
+            f"colour (RGB) pixels ({comps} components per voxel): brainfoundry reads one "
+            "greyscale intensity per voxel; convert the series to greyscale first",
+        )
+    size = [int(s) for s in r.GetSize()]
+    check_shape(folder, (size[0], size[1], (size[2] if len(size) > 2 else 1) * len(names)), limits)
+
+
+def read_dicom_series(
+    folder: str | Path, series_uid: str | None = None, limits: Limits = DEFAULT_LIMITS
+) -> Volume:
     """Read one series from a folder; several series need `series_uid` (the error lists them)."""
     sitk = _sitk()
     folder = Path(folder)
@@ -93,6 +116,7 @@ def read_dicom_series(folder: str | Path, series_uid: str | None = None) -> Volu
     elif series_uid not in uids:
         raise InputError(folder, f"series {series_uid} not found; have {list(uids)}")
     names = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_uid)
+    _check_claims(folder, list(names), limits)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(names)
     try:

@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .checks import DEFAULT_LIMITS, Limits, check_min_axis, check_shape, to_float32
 
 
 @dataclass
 class Volume:
-    data: np.ndarray  # [X, Y, Z] float32, voxel order of the file
+    data: np.ndarray  # [X, Y, Z] float32 (as read: the stored type), voxel order of the file
     affine: np.ndarray  # 4x4 voxel index -> world RAS millimetres
     path: str = ""
 
@@ -34,10 +35,18 @@ def is_nifti(path: str | Path) -> bool:
     return name.endswith(".nii") or name.endswith(".nii.gz")
 
 
-def read_volume(path: str | Path, series_uid: str | None = None, *, label: bool = False) -> Volume:
-    """Read a NIfTI file or a DICOM series folder, validated (see `validate`).
+def read_volume(
+    path: str | Path,
+    series_uid: str | None = None,
+    *,
+    label: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Volume:
+    """Read a NIfTI file or a DICOM series folder, validated (see `validate`, `checks`).
 
-    `label=True` accepts a constant volume (an empty mask is a valid negative case).
+    `label=True` accepts a constant volume (an empty mask is a valid negative case) and any
+    number of voxels per axis (a label's grid is checked against its scan's), and refuses
+    values beyond int16 (preprocessing rounds a label map into int16).
     """
     p = Path(path)
     if not p.exists():
@@ -45,39 +54,41 @@ def read_volume(path: str | Path, series_uid: str | None = None, *, label: bool 
     if p.is_dir():
         from .dicom import read_dicom_series
 
-        vol = read_dicom_series(p, series_uid)
+        vol = read_dicom_series(p, series_uid, limits)
     elif is_nifti(p):
         from .nifti import read_nifti
 
-        vol = read_nifti(p)
+        vol = read_nifti(p, limits)
     else:
         raise InputError(p, "not a NIfTI file (.nii/.nii.gz) or a DICOM folder")
-    return validate(vol, allow_constant=label)
+    return validate(vol, label=label, limits=limits)
 
 
-def validate(vol: Volume, allow_constant: bool = False) -> Volume:
-    """Reject what would silently poison training: NaN/Inf, empty, 4D, degenerate geometry."""
-    d, a, p = vol.data, vol.affine, vol.path
-    if d.ndim == 4 and d.shape[3] == 1:
-        d = d[..., 0]
-    if d.ndim == 4:
-        raise InputError(p, f"4D image with {d.shape[3]} volumes; give one 3D volume per file")
-    if d.ndim != 3:
-        raise InputError(p, f"expected a 3D image, got {d.ndim}D with shape {d.shape}")
-    if min(d.shape) == 0:
-        raise InputError(p, f"image has a zero-size dimension {d.shape}")
+def validate(vol: Volume, label: bool = False, limits: Limits = DEFAULT_LIMITS) -> Volume:
+    """Reject what would silently poison training: a shape that is not one 3-D scan, degenerate
+    geometry, voxels that are not real and finite or too large for float32 statistics, an empty
+    image. Returns the volume as C-ordered float32."""
+    a, p = vol.affine, vol.path
+    shape = check_shape(p, vol.data.shape, limits)
+    if not label:
+        check_min_axis(p, shape, limits)
+    _check_affine(p, a)
+    d = to_float32(p, vol.data.reshape(shape), limits, label=label)
+    if not label and not np.any(d != d.flat[0]):
+        raise InputError(p, "image is empty (every voxel has the same value)")
+    return Volume(d, a.astype(np.float64), p)
+
+
+def _check_affine(p: str, a: np.ndarray) -> None:
+    """A finite, non-singular affine with orthogonal axes (checks that overflow count as fails)."""
     if a.shape != (4, 4) or not np.all(np.isfinite(a)):
         raise InputError(p, "affine is missing or not finite")
     m = a[:3, :3]
-    if abs(np.linalg.det(m)) < 1e-6 * max(np.abs(m).max(), 1e-12) ** 3:
-        raise InputError(p, "affine is singular (zero voxel size or collinear axes)")
-    cols = m / np.linalg.norm(m, axis=0, keepdims=True)
-    off = np.abs(cols.T @ cols - np.eye(3)).max()
-    if off > 1e-2:
+    with np.errstate(all="ignore"):
+        det = abs(np.linalg.det(m))
+        if not det >= 1e-6 * max(np.abs(m).max(), 1e-12) ** 3:
+            raise InputError(p, "affine is singular (zero voxel size or collinear axes)")
+        cols = m / np.linalg.norm(m, axis=0, keepdims=True)
+        off = np.abs(cols.T @ cols - np.eye(3)).max()
+    if not off <= 1e-2:
         raise InputError(p, f"affine axes are not orthogonal (sheared by {off:.3f}); reslice first")
-    if not np.all(np.isfinite(d)):
-        bad = int((~np.isfinite(d)).sum())
-        raise InputError(p, f"{bad} voxels are NaN or Inf")
-    if not allow_constant and not np.any(d != d.flat[0]):
-        raise InputError(p, "image is empty (every voxel has the same value)")
-    return Volume(np.ascontiguousarray(d, dtype=np.float32), a.astype(np.float64), p)
