@@ -11,7 +11,7 @@ from . import app
 
 synth_app = typer.Typer(
     help="Generate realistic synthetic brain-MRI datasets from real anatomy (MNI152): a FOMO60K-"
-    "style pretraining corpus or a FOMO25-style task with a clinically shifted test split.",
+    "style pretraining corpus or a FOMO25/FOMO26-style task with a clinically shifted test split.",
     no_args_is_help=True,
 )
 
@@ -21,6 +21,9 @@ class Task(str, Enum):
     meningioma = "meningioma"
     brainage = "brainage"
     brain_profile = "brain-profile"
+    trigeminal = "trigeminal"
+    polymicrogyria = "polymicrogyria"
+    probe = "probe"
 
 
 _OUT = typer.Option(..., "-o", "--output", help="Folder to create (must be new or empty).")
@@ -28,6 +31,12 @@ _RES = typer.Option(
     "2",
     "--resolution",
     help="Isotropic spacing in mm (1-8) or a preset: realistic=1, cpu=2, fast=3, tiny=5.",
+)
+_TASK_RES = typer.Option(
+    None,
+    "--resolution",
+    help="Isotropic spacing in mm or a preset (realistic=1, cpu=2, fast=3, tiny=5); default 2, "
+    "trigeminal 0.5 (its cropped slab allows 0.3-2 mm).",
 )
 _SEED = typer.Option(0, "--seed", help="Everything follows from this seed.")
 _DIFF = typer.Option(
@@ -47,7 +56,7 @@ def _run(
     output: Path,
     n: int,
     n_test: int | None,
-    resolution: str,
+    resolution: str | None,
     seed: int,
     shift: float,
     difficulty: float,
@@ -56,14 +65,15 @@ def _run(
     force: bool,
     shift_parts: str | None = None,
 ) -> None:
-    from ..synth.config import SHIFT_PARTS, SynthConfig, parse_resolution
+    from ..synth.config import DEFAULT_RESOLUTION, SHIFT_PARTS, SynthConfig, parse_resolution
     from ..synth.writers import generate
 
+    res = DEFAULT_RESOLUTION.get(kind, 2.0) if resolution is None else parse_resolution(resolution)
     cfg = SynthConfig(
         kind=kind,
         n=n,
         n_test=n_test,
-        resolution=parse_resolution(resolution),
+        resolution=res,
         seed=seed,
         shift=shift,
         shift_parts=tuple(
@@ -110,14 +120,17 @@ def task(
     name: Task = typer.Argument(
         ...,
         help="infarct, meningioma, brainage, or brain-profile (brainage's cases with "
-        "label.json: age and gm_ml, wm_ml, csf_ml, wmh_ml tissue volumes).",
+        "label.json: age and gm_ml, wm_ml, csf_ml, wmh_ml tissue volumes); FOMO26: trigeminal "
+        "(T2 slab around the brainstem, seg {0,1 nerves,2 vessels}), polymicrogyria (T1, "
+        "label 0/1; test scans keep a modelled head, defaced), probe (one t1/t2/flair per "
+        "case, 4 classes, participants.csv with sex, age, site).",
     ),
     output: Path = _OUT,
     n: int = typer.Option(20, "--n", help="Fine-tuning cases (source domain)."),
     n_test: int = typer.Option(
         None, "--n-test", help="Test cases (clinical domain); default 2 x n."
     ),
-    resolution: str = _RES,
+    resolution: str = _TASK_RES,
     seed: int = _SEED,
     shift: float = typer.Option(
         1.0,
@@ -137,10 +150,11 @@ def task(
     qc: bool = _QC,
     force: bool = _FORCE,
 ) -> None:
-    """A FOMO25-style task: OUTPUT/{finetune,test}/{preprocessed,labels}/sub_N/ses_1/…
+    """A FOMO25/FOMO26-style task: OUTPUT/{finetune,test}/{preprocessed,labels}/sub_N/ses_1/…
 
     brain-profile writes labels/sub_N/ses_1/label.json ({"age": 61.3, "gm_ml": 612.4, ...}):
-    several regression targets per case, read and stored by `prepare --task brain-profile`."""
+    several regression targets per case, read and stored by `prepare --task brain-profile`.
+    probe writes label.txt (the class index) and OUTPUT/{finetune,test}/participants.csv."""
     _run(
         name.value, output, n, n_test, resolution, seed, shift, difficulty, workers, qc, force,
         shift_parts,

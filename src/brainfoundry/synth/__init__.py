@@ -4,6 +4,9 @@ SynthSeg-style generative model on the MNI152 2009 template bundled with nilearn
 random pose, scaling and smooth warp -> ageing (ventricles, sulci, cortex, WMH) -> pathology
 (infarcts, meningiomas, distractors) -> per-sequence contrast -> scanner artefacts. Fine-tuning
 splits come from a research ("source") domain, test splits from a shifted clinical domain.
+FOMO26's tasks (`fomo26`): a T2 slab of the nerves and vessels around the brainstem
+(`trigeminal`), polymicrogyria on T1 with a modelled, defaced head in the test split
+(`polymicrogyria`, `head`), and a multi-class probe task with demographic groups.
 
     from brainfoundry.synth import SynthConfig, generate
     generate(SynthConfig(kind="infarct", n=20, resolution=2.0, seed=0), "data/infarct")

@@ -18,10 +18,12 @@ from .anatomy import Anatomy
 from .artefacts import Acquisition, acquire, coverage, draw_acquisition
 from .config import SHIFT_PARTS
 from .contrast import Contrast, Lesion, draw_contrast, synthesize
-from .deform import random_pose, random_shape, subject_coords, upsample_coords
+from .deform import SubjectShape, random_pose, random_shape, subject_coords, upsample_coords
 from .fields import sample_where, smooth_noise
+from .head import head, head_means
 from .lesions import dwi_artefact, infarct, microbleeds, wmh
 from .meningioma import Site, draw_site, mass_effect, surroundings
+from .polymicrogyria import focal_atrophy, polymicrogyria
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,13 @@ class SessionSpec:
     distractors: bool = True  # extra WMH, DWI artefacts and microbleeds, label-independent
     variation: float = 1.0  # research-side spread between sites
     shift_parts: tuple[str, ...] = SHIFT_PARTS  # the parts `shift` moves (config.SHIFT_PARTS)
+    # FOMO26 tasks (`fomo26`); the defaults leave the FOMO25 kinds exactly as they were
+    sex: str | None = None  # "F" or "M": a smaller or larger head (SEX_SCALE)
+    infarct_stage: str | None = None  # every infarct's stage (None: drawn per infarct)
+    wmh: int = 0  # extra white-matter hyperintensities (small-vessel disease)
+    polymicrogyria: bool = False
+    cortical_distractors: bool = False  # a focal atrophy now and then, label-independent
+    head: bool = False  # keep a modelled non-brain head (`head`), defaced: not skull-stripped
 
     def shift_of(self, part: str) -> float:
         """The shift strength one part of the generator sees (0 for parts left unshifted)."""
@@ -83,7 +92,7 @@ def _ref_signal(seq: str, means: dict[str, np.ndarray], b: float) -> float:
 def make_session(spec: SessionSpec, anat: Anatomy, keep_tissues: bool = False) -> Session:
     """Synthesise every sequence of one session."""
     srng = np.random.default_rng(spec.subject_seed)
-    shape = random_shape(srng)
+    shape = sexed(random_shape(srng), spec.sex)
     ageing = draw_ageing(srng, spec.age, spec.difficulty)
     rng = np.random.default_rng(spec.session_seed)
     pose = random_pose(rng, 4.0 + 8.0 * spec.shift_of("pose"), 4.0 + 6.0 * spec.shift_of("pose"))
@@ -94,26 +103,21 @@ def make_session(spec: SessionSpec, anat: Anatomy, keep_tissues: bool = False) -
     meta: dict = {"age": round(spec.age, 1), "ageing": ageing.as_dict()}
     site = draw_site(rng, anat, spec.difficulty) if spec.meningioma else None
     coords, tumour, tissues, brain = _subject_tissues(anat, coarse, pre, site, ageing)
-
-    lesions: list[Lesion] = []
-    labelled = torch.zeros(grid, dtype=torch.bool)
-    if site is not None:
-        tissues, extra, meta["meningioma"] = surroundings(
-            rng, anat, pre, tissues, site, tumour, spec.difficulty
-        )
-        lesions += extra
-        labelled = tumour > 0.5
-    tissues, extra, infarct_mask, meta["infarcts"] = _infarcts(rng, spec, anat, coords, tissues)
-    lesions += extra
-    labelled |= infarct_mask
+    tissues, lesions, labelled = _labelled(
+        rng, spec, anat, pre, coords, tissues, site, tumour, meta
+    )
     extra, meta["distractors"] = _distractors(rng, spec, anat, coords, tissues, ageing)
     lesions += extra
     wmh_fraction = next((les.fraction for les in extra if les.name == "wmh"), None)
+    tissues, labelled = _fomo26_findings(rng, spec, anat, coords, tissues, labelled, meta)
     volumes = tissue_volumes(tissues, wmh_fraction, brain, anat.res)
 
     contrast = draw_contrast(rng, spec.shift_of("contrast"), spec.vendor)
     contrast.means = age_contrast(contrast.means, ageing)
     z_lo, z_hi = coverage(rng, grid[2], anat.res, spec.shift_of("coverage"), _z_range(labelled))
+    kept = tissues
+    if spec.head:  # the whole head is kept: it is what the scan shows
+        tissues, brain, meta["head"] = _with_head(spec, anat, coords, tissues, contrast)
     keep = brain.clone()
     keep[..., :z_lo] = False
     keep[..., z_hi:] = False
@@ -127,10 +131,89 @@ def make_session(spec: SessionSpec, anat: Anatomy, keep_tissues: bool = False) -
         acquisition=acquisition,
     )
     lesion = (labelled & keep).numpy().astype(np.uint8)
-    out = Session(images, lesion, keep.numpy(), meta, tissues=tissues if keep_tissues else None,
+    out = Session(images, lesion, keep.numpy(), meta, tissues=kept if keep_tissues else None,
                   volumes=volumes)  # fmt: skip
     out.qc = qc_slices(out)
     return out
+
+
+SEX_SCALE = {"F": 0.98, "M": 1.02}  # head size: about 12% more intracranial volume in men
+
+
+def sexed(shape: SubjectShape, sex: str | None) -> SubjectShape:
+    """A subject's head scaled for their sex (unchanged when not given)."""
+    if sex is None:
+        return shape
+    return SubjectShape(shape.scale * SEX_SCALE[sex], shape.velocity)
+
+
+def _labelled(
+    rng: np.random.Generator,
+    spec: SessionSpec,
+    anat: Anatomy,
+    pre: torch.Tensor,
+    coords: torch.Tensor,
+    tissues: torch.Tensor,
+    site: Site | None,
+    tumour: torch.Tensor,
+    meta: dict,
+) -> tuple[torch.Tensor, list[Lesion], torch.Tensor]:
+    """The labelled pathology (a meningioma and its surroundings, infarcts), recorded in
+    `meta`: (tissues, lesions, bool mask of the labelled voxels)."""
+    lesions: list[Lesion] = []
+    labelled = torch.zeros(tuple(anat.shape), dtype=torch.bool)
+    if site is not None:
+        tissues, extra, meta["meningioma"] = surroundings(
+            rng, anat, pre, tissues, site, tumour, spec.difficulty
+        )
+        lesions += extra
+        labelled = tumour > 0.5
+    tissues, extra, infarct_mask, meta["infarcts"] = _infarcts(rng, spec, anat, coords, tissues)
+    lesions += extra
+    labelled |= infarct_mask
+    return tissues, lesions, labelled
+
+
+def _fomo26_findings(
+    rng: np.random.Generator,
+    spec: SessionSpec,
+    anat: Anatomy,
+    coords: torch.Tensor,
+    tissues: torch.Tensor,
+    labelled: torch.Tensor,
+    meta: dict,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A focal atrophy (label-independent, from the session's generator) and polymicrogyria
+    (from a generator of its own, so a case with and without it differs only inside it),
+    changed last so that nothing else depends on them: (tissues, labelled mask)."""
+    if spec.cortical_distractors:
+        found = rng.uniform() < 0.4
+        meta["distractors"]["focal_atrophy"] = None
+        if found:
+            tissues, meta["distractors"]["focal_atrophy"] = focal_atrophy(
+                rng, anat, coords, tissues
+            )
+    if spec.polymicrogyria:
+        own = np.random.default_rng([spec.session_seed, 26])
+        tissues, region, meta["polymicrogyria"] = polymicrogyria(
+            own, anat, coords, tissues, spec.difficulty
+        )
+        labelled = labelled | region
+    return tissues, labelled
+
+
+def _with_head(
+    spec: SessionSpec, anat: Anatomy, coords: torch.Tensor, tissues: torch.Tensor,
+    contrast: Contrast,
+) -> tuple[torch.Tensor, torch.Tensor, dict]:  # fmt: skip
+    """Tissues with the modelled head's channels appended and their signal added to
+    `contrast` (from a generator of the subject's own): (tissues, head mask, record)."""
+    hrng = np.random.default_rng([spec.subject_seed, 26])
+    channels, mask, record = head(hrng, anat, coords, tissues[:5].sum(0).clamp(max=1.0))
+    for seq in spec.sequences:
+        csf = float(contrast.means[seq][3])
+        contrast.means[seq] = np.concatenate([contrast.means[seq], head_means(seq, csf, hrng)])
+    return torch.cat([tissues, channels]), mask, record
 
 
 def tissue_volumes(
@@ -179,7 +262,9 @@ def _infarcts(
     lesions, records = [], []
     mask = torch.zeros(tuple(anat.shape), dtype=torch.bool)
     for _ in range(spec.infarcts):
-        les, tissues, voxels = infarct(rng, anat, coords, tissues, spec.difficulty)
+        les, tissues, voxels = infarct(
+            rng, anat, coords, tissues, spec.difficulty, stage=spec.infarct_stage
+        )
         lesions.append(les)
         mask |= voxels
         records.append(les.meta | {"voxels": int(voxels.sum())})
@@ -196,7 +281,7 @@ def _distractors(
 ) -> tuple[list[Lesion], dict]:
     """Label-independent findings (age-related and extra WMH, microbleeds, a DWI artefact), so a
     model cannot read the label off any bright spot: (lesions, their counts)."""
-    n_wmh = ageing.wmh_count
+    n_wmh = ageing.wmh_count + spec.wmh
     n_bleeds = int(rng.poisson(3.0 * ageing.atrophy)) if rng.uniform() < 0.25 else 0
     artefact = False
     if spec.distractors:

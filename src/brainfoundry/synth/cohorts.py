@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cases import SessionSpec
-from .config import KINDS, SynthConfig
+from .config import FOMO26_KINDS, SEED_KINDS, SynthConfig
 from .contrast import VENDORS
 
 TASK_MODALITIES = {  # required, then one of the alternatives
@@ -38,10 +38,11 @@ class Job:
     spec: SessionSpec
     label: float | None  # infarct 0/1, brain age in years (brainage, brain-profile), else None
     qc: bool = False
+    site: str | None = None  # the acquiring site, a demographic group (probe)
 
 
 def _seed(cfg: SynthConfig, *key: int) -> int:
-    ss = np.random.SeedSequence(cfg.seed, spawn_key=(KINDS.index(cfg.base_kind), *key))
+    ss = np.random.SeedSequence(cfg.seed, spawn_key=(SEED_KINDS.index(cfg.base_kind), *key))
     return int(ss.generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
@@ -59,9 +60,14 @@ def plan(cfg: SynthConfig) -> list[Job]:
     cfg.validate()
     if cfg.kind == "pretrain":
         return _plan_pretrain(cfg)
-    jobs = _plan_task(cfg, "finetune", 1, cfg.n, shift=0.0, first_id=1)
+    split_plan = _plan_task
+    if cfg.kind in FOMO26_KINDS:
+        from .fomo26 import plan_split
+
+        split_plan = plan_split
+    jobs = split_plan(cfg, "finetune", 1, cfg.n, shift=0.0, first_id=1)
     if cfg.test_cases:
-        jobs += _plan_task(cfg, "test", 2, cfg.test_cases, shift=cfg.shift, first_id=cfg.n + 1)
+        jobs += split_plan(cfg, "test", 2, cfg.test_cases, shift=cfg.shift, first_id=cfg.n + 1)
     return jobs
 
 

@@ -13,6 +13,8 @@ import torch
 from .anatomy import BRAIN_HI, BRAIN_LO, MARGIN_MM, Anatomy
 from .fields import identity_coords, random_rotation, sample
 
+BRAIN_CENTRE_MM = (0.0, -17.0, 5.0)  # middle of the brain, RAS mm: the pose's pivot
+
 
 @dataclass
 class SubjectShape:
@@ -56,11 +58,17 @@ def _integrate(velocity: np.ndarray, steps: int = 5) -> torch.Tensor:
 
 def _coarse_world(anat: Anatomy, stride: int) -> torch.Tensor:
     """RAS mm of a lattice spanning the output grid corner to corner with ~`stride` spacing."""
-    axes = [
-        torch.linspace(0.0, n - 1.0, max(2, int(np.ceil((n - 1) / stride)) + 1)) for n in anat.shape
-    ]
+    return lattice_world(tuple(anat.shape), anat.res, anat.affine[:3, 3], stride)
+
+
+def lattice_world(
+    shape: tuple[int, ...], res: float, origin: np.ndarray, stride: int
+) -> torch.Tensor:
+    """RAS mm [x,y,z,3] of a lattice spanning a `res` mm grid of `shape` whose voxel 0 lies at
+    `origin`, corner to corner, every ~`stride` voxels (see `upsample_coords`)."""
+    axes = [torch.linspace(0.0, n - 1.0, max(2, int(np.ceil((n - 1) / stride)) + 1)) for n in shape]
     vox = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
-    return vox * anat.res + torch.as_tensor(anat.affine[:3, 3], dtype=torch.float32)
+    return vox * res + torch.as_tensor(origin, dtype=torch.float32)
 
 
 def upsample_coords(coarse: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
@@ -74,8 +82,15 @@ def upsample_coords(coarse: torch.Tensor, shape: tuple[int, int, int]) -> torch.
 def subject_coords(anat: Anatomy, shape: SubjectShape, pose: Pose, stride: int = 2) -> torch.Tensor:
     """Template voxel coordinates [x,y,z,3] seen by a lattice of output voxels (every `stride`
     voxels, corners included; see `upsample_coords`): undo pose, then scale, then warp."""
-    centre = torch.tensor([0.0, -17.0, 5.0])  # middle of the brain, RAS mm
-    x = _coarse_world(anat, stride) - centre
+    lo = torch.as_tensor(BRAIN_LO - MARGIN_MM, dtype=torch.float32)
+    return (template_world(_coarse_world(anat, stride), shape, pose) - lo) / anat.res
+
+
+def template_world(world: torch.Tensor, shape: SubjectShape, pose: Pose) -> torch.Tensor:
+    """Template RAS mm [X,Y,Z,3] that subject points `world` (RAS mm [X,Y,Z,3]) show: undo the
+    pose, then the scale, then the warp."""
+    centre = torch.tensor(BRAIN_CENTRE_MM)
+    x = world - centre
     rot = torch.as_tensor(pose.rotation, dtype=torch.float32)
     x = (x - torch.as_tensor(pose.shift_mm, dtype=torch.float32)) @ rot  # undo the pose: R^T
     x = x / torch.as_tensor(shape.scale, dtype=torch.float32)
@@ -83,5 +98,20 @@ def subject_coords(anat: Anatomy, shape: SubjectShape, pose: Pose, stride: int =
     span = torch.as_tensor(BRAIN_HI - BRAIN_LO + 2 * MARGIN_MM, dtype=torch.float32)
     n = torch.tensor(disp.shape[1:], dtype=torch.float32)
     lo = torch.as_tensor(BRAIN_LO - MARGIN_MM, dtype=torch.float32)
-    x = x + sample(disp, (x + centre - lo) / span * (n - 1)).permute(1, 2, 3, 0)
-    return (x + centre - lo) / anat.res
+    x = x + sample(disp, (x + centre - lo) / span * (n - 1)).movedim(0, -1)
+    return x + centre
+
+
+def subject_world(
+    template: np.ndarray, shape: SubjectShape, pose: Pose, iterations: int = 4
+) -> np.ndarray:
+    """Where template point `template` (RAS mm, 3) lies in the subject (RAS mm): the pose and
+    scale inverted exactly, the warp by fixed-point iteration (it is smooth and small)."""
+    c = np.asarray(BRAIN_CENTRE_MM)
+    target = np.asarray(template, dtype=np.float64)
+    x = pose.rotation @ (shape.scale * (target - c)) + pose.shift_mm + c
+    for _ in range(iterations):
+        point = torch.as_tensor(x, dtype=torch.float32).view(1, 1, 1, 3)
+        seen = template_world(point, shape, pose).view(3)
+        x = x + pose.rotation @ (shape.scale * (target - seen.double().numpy()))
+    return x

@@ -1,5 +1,6 @@
-"""QC montage: one row per case, one column per sequence, an axial slice through the largest
-lesion cross-section (else upper mid-brain) with the labelled lesion outlined in red."""
+"""QC montage: one row per case, one column per sequence (or per view: axial, coronal,
+sagittal), a slice through the largest lesion cross-section (else upper mid-brain) with the
+labelled lesion outlined in red (a label map: one colour per label)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from ..io.atomic import atomic_path
 from .contrast import SEQUENCES
 
 _SUSCEPTIBILITY = ("t2s", "swi")  # one column when a case has only one of them
+_LABEL_COLOURS = ("red", "cyan", "yellow", "lime")
 
 
 def _column(name: str, row: dict) -> str:
@@ -30,6 +32,48 @@ def _window(img: np.ndarray) -> tuple[float, float]:
         return 0.0, 1.0
     lo, hi = np.percentile(fg, [0.5, 99.5])
     return 0.0, float(max(hi, lo + 1e-3))
+
+
+def views(
+    image: np.ndarray,
+    lesion: np.ndarray,
+    brain: np.ndarray,
+    centre: tuple[int, int, int] | None = None,
+) -> dict:
+    """Axial, coronal and sagittal slices of one volume through voxel `centre`, each with its
+    slice of `lesion`, for `montage`. By default the planes of the lesion's largest
+    cross-sections, else the brain's centre (axially the upper mid-brain, as `qc_slices`)."""
+    if centre is None and lesion.any():
+        others = ((1, 2), (0, 2), (0, 1))
+        centre = tuple(int(np.argmax((lesion > 0).sum(axis=a))) for a in others)  # type: ignore[assignment]
+    elif centre is None:
+        idx = np.argwhere(brain) if brain.any() else np.argwhere(np.ones_like(brain))
+        lo, hi = idx.min(0), idx.max(0)
+        i, j = (idx[:, :2].mean(0)).round().astype(int)
+        centre = (int(i), int(j), int(lo[2] + 0.6 * (hi[2] - lo[2])))
+    i, j, k = centre  # type: ignore[misc]
+    planes: dict[str, tuple] = {
+        "axial": (slice(None), slice(None), k),
+        "coronal": (slice(None), j, slice(None)),
+        "sagittal": (i, slice(None), slice(None)),
+    }
+    return {
+        "images": {n: image[v].astype(np.float32) for n, v in planes.items()},
+        "lesions": {n: lesion[v] for n, v in planes.items()},
+        "lesion": lesion[:, :, k],
+    }
+
+
+def _outline(ax, lesion: np.ndarray) -> None:
+    """Red outline of a binary mask; of a label map, one colour per label (1 red, 2 cyan...)."""
+    if lesion.max() <= 1:
+        ax.contour(lesion.T.astype(float), levels=[0.5], colors="red", linewidths=0.6)
+        return
+    for value in range(1, int(lesion.max()) + 1):
+        if (lesion == value).any():
+            colour = _LABEL_COLOURS[(value - 1) % len(_LABEL_COLOURS)]
+            mask = (lesion == value).T.astype(float)
+            ax.contour(mask, levels=[0.5], colors=colour, linewidths=0.6)
 
 
 def montage(titles: list[str], slices: list[dict], path: str | Path, cell: float = 1.9) -> Path:
@@ -65,9 +109,9 @@ def montage(titles: list[str], slices: list[dict], path: str | Path, cell: float
                 vmax=_window(img)[1],
                 interpolation="nearest",
             )
-            lesion = s.get("lesion")
+            lesion = s.get("lesions", {}).get(name, s.get("lesion"))
             if lesion is not None and lesion.any():
-                ax.contour(lesion.T.astype(float), levels=[0.5], colors="red", linewidths=0.6)
+                _outline(ax, lesion)
             ax.set_title(name, color="white", fontsize=7, pad=2)
         axes[r, 0].text(
             0.0,

@@ -17,10 +17,12 @@ from ..errors import ConfigError
 from ..io.atomic import atomic_write_text
 from ..io.nifti import write_nifti
 from .cohorts import TASK_MODALITIES, Job, plan
-from .config import GENERATOR_VERSION, SynthConfig
+from .config import FOMO26_KINDS, GENERATOR_VERSION, SynthConfig
 
 SPLITS = {"finetune": "source", "test": "clinical"}
-LABELS = {
+SEG_KINDS = ("meningioma", "trigeminal")  # seg.nii.gz
+CLASS_KINDS = ("infarct", "polymicrogyria", "probe")  # label.txt holds an integer
+LABELS: dict[str, dict] = {
     "infarct": {
         "type": "classification",
         "file": "label.txt",
@@ -54,38 +56,70 @@ def run_job(job: Job, out: str, kind: str, res: float) -> dict:
     """Make one session and write its files; return its dataset.json record (+ QC slices)."""
     import torch
 
-    from .anatomy import build_anatomy
-    from .cases import make_session
-
     torch.set_num_threads(1)  # parallelism is across cases; keeps results thread-independent
-    anat = build_anatomy(res)
-    s = make_session(job.spec, anat)
+    if kind in FOMO26_KINDS:
+        s, affine = _make_fomo26(job, kind, res)
+    else:
+        from .anatomy import build_anatomy
+        from .cases import make_session
+
+        anat = build_anatomy(res)
+        s, affine = make_session(job.spec, anat), anat.affine
     img_dir, lab_dir = _case_dir(Path(out), job, kind)
     for stem, vol in s.images.items():
-        write_nifti(img_dir / f"{stem}.nii.gz", vol, anat.affine)
+        write_nifti(img_dir / f"{stem}.nii.gz", vol, affine)
     targets = profile_targets(job, s.volumes) if kind == "brain-profile" else None
     if lab_dir is not None:
-        if kind == "meningioma":
-            write_nifti(lab_dir / "seg.nii.gz", s.lesion, anat.affine)
+        if kind in SEG_KINDS:
+            write_nifti(lab_dir / "seg.nii.gz", s.lesion, affine)
         elif targets is not None:
             atomic_write_text(lab_dir / "label.json", json.dumps(targets) + "\n")
         else:
             assert job.label is not None  # labelled kinds always carry a label
-            text = f"{int(job.label)}" if kind == "infarct" else f"{job.label:.1f}"
+            text = f"{int(job.label)}" if kind in CLASS_KINDS else f"{job.label:.1f}"
             atomic_write_text(lab_dir / "label.txt", text + "\n")
             if kind == "infarct":
-                write_nifti(lab_dir / "lesion.nii.gz", s.lesion, anat.affine)
-    record = {
+                write_nifti(lab_dir / "lesion.nii.gz", s.lesion, affine)
+    label = int(job.label) if kind in CLASS_KINDS and job.label is not None else job.label
+    record: dict = {
         "subject": job.subject,
         "session": job.session,
         "split": job.split,
         "sequences": list(s.images),
-        "label": int(job.label) if kind == "infarct" and job.label is not None else job.label,
-    } | s.meta
-    record["lesion_voxels"] = int(s.lesion.sum())
+        "label": label,
+    }
+    record |= _demographics(job) | s.meta
+    record["lesion_voxels"] = int((s.lesion > 0).sum())
     if targets is not None:
         record["targets"] = targets
     return {"record": record, "qc": s.qc if job.qc else None}
+
+
+def _make_fomo26(job: Job, kind: str, res: float):  # -> (Session, affine)
+    """A FOMO26 case: the trigeminal slab, or a whole-brain session (polymicrogyria, probe)
+    whose QC shows its one volume in three views."""
+    if kind == "trigeminal":
+        from .trigeminal import make_trigeminal
+
+        return make_trigeminal(job.spec, res)
+    from .anatomy import build_anatomy
+    from .cases import make_session
+    from .qc import views
+
+    anat = build_anatomy(res)
+    s = make_session(job.spec, anat)
+    s.qc = views(next(iter(s.images.values())), s.lesion, s.brain)
+    return s, anat.affine
+
+
+def _demographics(job: Job) -> dict:
+    """A probe case's groups (its age is in every record already)."""
+    if job.site is None:
+        return {}
+    from .fomo26 import PROBE_CLASS_NAMES
+
+    name = PROBE_CLASS_NAMES[int(job.label or 0)]
+    return {"label_name": name, "sex": job.spec.sex, "site": job.site}
 
 
 def profile_targets(job: Job, volumes: dict[str, float]) -> dict[str, float]:
@@ -209,6 +243,8 @@ def generate(
         header |= _task_info(cfg.kind)
         header["splits"] = _write_splits(out, cfg, header, records)
         splits = list(header["splits"])
+        if cfg.kind == "probe":
+            _write_participants(out, records, splits)
     header["cases"] = records
     _write_json(out / "dataset.json", header)
     _montages(out, cfg, jobs, results, splits)
@@ -217,9 +253,6 @@ def generate(
 
 def _header(cfg: SynthConfig) -> dict:
     """What every dataset.json starts with: provenance, the config and the shared grid."""
-    from .anatomy import output_grid
-
-    shape, affine = output_grid(cfg.resolution)
     return {
         "name": f"brainfoundry-synth-{cfg.kind}",
         "generator": "brainfoundry.synth",
@@ -230,13 +263,25 @@ def _header(cfg: SynthConfig) -> dict:
         # the worker count is left out: it never changes the data, so neither should this file
         "config": {k: v for k, v in to_dict(cfg).items() if k != "workers"},
         "layout": "fomo60k" if cfg.kind == "pretrain" else "fomo-task",
-        "anatomy": {
-            "source": "MNI152 2009c nonlinear symmetric T1, GM, WM (bundled with nilearn)",
-            "resolution_mm": cfg.resolution,
-            "shape": list(shape),
-            "orientation": "RAS",
-            "affine": affine.tolist(),
-        },
+        "anatomy": _anatomy_info(cfg),
+    }
+
+
+def _anatomy_info(cfg: SynthConfig) -> dict:
+    """The anatomy source and the grid the cases share (trigeminal: a slab of its own)."""
+    if cfg.kind == "trigeminal":
+        from .trigeminal import anatomy_info
+
+        return anatomy_info(cfg.resolution)
+    from .anatomy import output_grid
+
+    shape, affine = output_grid(cfg.resolution)
+    return {
+        "source": "MNI152 2009c nonlinear symmetric T1, GM, WM (bundled with nilearn)",
+        "resolution_mm": cfg.resolution,
+        "shape": list(shape),
+        "orientation": "RAS",
+        "affine": affine.tolist(),
     }
 
 
@@ -251,12 +296,27 @@ def _corpus_counts(records: list[dict]) -> dict:
 
 def _task_info(kind: str) -> dict:
     """The task's label and the modalities a model receives."""
-    required, alternatives = TASK_MODALITIES[kind]
+    if kind in FOMO26_KINDS:
+        from .fomo26 import TASK_KINDS
+
+        spec = TASK_KINDS.create(kind)
+        (required, alternatives), label = spec.modalities, spec.label
+    else:
+        (required, alternatives), label = TASK_MODALITIES[kind], LABELS[kind]
     return {
         "task": kind,
-        "label": LABELS[kind],
+        "label": label,
         "modalities": {"required": list(required), "one_of": list(alternatives)},
     }
+
+
+def _write_participants(out: Path, records: list[dict], splits: list[str]) -> None:
+    """The probe task's participants.csv per split (subject, label, sex, age, site)."""
+    from .fomo26 import participants
+
+    for split in splits:
+        recs = [r for r in records if r["split"] == split]
+        atomic_write_text(out / split / "participants.csv", participants(recs))
 
 
 def _write_splits(out: Path, cfg: SynthConfig, header: dict, records: list[dict]) -> dict:
@@ -316,6 +376,25 @@ def _qc_title(job: Job, rec: dict, kind: str) -> str:
         bits += [f"{i['stage']} {i['territory']}" for i in rec.get("infarcts", [])[:1]]
     elif kind == "meningioma" and "meningioma" in rec:
         bits.append(rec["meningioma"]["site"])
+    elif kind in FOMO26_KINDS:
+        bits += _fomo26_title(rec, kind)
     if rec.get("shift", 0.0) >= 0.05:  # scanner contrast moved towards a clinical vendor
         bits.append(f"{rec['vendor']} shift {rec['shift']:.1f}")
     return ", ".join(bits)
+
+
+def _fomo26_title(rec: dict, kind: str) -> list[str]:
+    if kind == "trigeminal":
+        sides = [s for s, hit in rec["conflict"].items() if hit]
+        return [f"conflict {'+'.join(sides) or 'none'}", rec["orientation"]]
+    if kind == "probe":
+        return [rec["label_name"], rec["sex"], rec["site"], rec["sequences"][0]]
+    bits = [f"label {rec['label']}"]
+    if "polymicrogyria" in rec:
+        pmg = rec["polymicrogyria"]
+        bits.append(pmg["lobe"] + (" bilateral" if pmg["bilateral"] else ""))
+    if rec["distractors"].get("focal_atrophy"):
+        bits.append("focal atrophy")
+    if "head" in rec:
+        bits.append("head, defaced")
+    return bits
