@@ -26,7 +26,11 @@ from .errors import ConfigError
 IGNORED: frozenset[str] = frozenset(
     {"train.progress", "train.log_every", "train.num_workers", "train.keep_checkpoints",
      # experiment trackers only record (engine/trackers.py); a resume may switch them
-     "train.loggers", "train.experiment", "train.mlflow_uri"}
+     "train.loggers", "train.experiment", "train.mlflow_uri",
+     # pretraining's health metrics and online probe only observe (ssl/monitor.py): eval mode,
+     # no random numbers, the loss curve is identical with them on or off (tested)
+     "monitor.health_every", "monitor.online_probe.store", "monitor.online_probe.task",
+     "monitor.online_probe.every"}
 )  # fmt: skip
 ABSENT = "(absent)"
 

@@ -42,20 +42,36 @@ class RunLogger:
         self.trackers = create_trackers(list(train.loggers), ctx)
 
     def log(self, step: int, values: dict[str, float]) -> None:
+        """One row of log.csv; a name no earlier row had (a metric logged only every N steps)
+        becomes a new column, empty in the rows before it."""
         if not self.enabled:
             return
         row = {"step": step, **values}
         new = self.fields is None
+        if not new and set(row) - set(self.fields or []):
+            self._add_columns([k for k in row if k not in (self.fields or [])])
         if new:
             self.fields = list(row)
         assert self.fields is not None  # set above on the first row
         with open(self.path, "a", newline="") as fh:
-            w = csv.DictWriter(fh, self.fields, extrasaction="ignore")
+            w = csv.DictWriter(fh, self.fields, restval="")
             if new:
                 w.writeheader()
             w.writerow(row)
         for tracker in self.trackers:
             tracker.log(step, values)
+
+    def _add_columns(self, names: list[str]) -> None:
+        """Rewrite log.csv with `names` appended to its header (rare: once per new metric)."""
+        with open(self.path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        self.fields = [*(self.fields or []), *names]
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, self.fields, restval="")
+            w.writeheader()
+            w.writerows(rows)
+        tmp.replace(self.path)
 
     def close(self) -> None:
         for tracker in self.trackers:

@@ -82,7 +82,13 @@ class EpochIndexed(Dataset):
 
 
 class Trainer:
-    """Runs `model(batch) -> (loss, logs)` over `dataset` for `cfg.steps` optimizer steps."""
+    """Runs `model(batch) -> (loss, logs)` over `dataset` for `cfg.steps` optimizer steps.
+
+    `step_metrics(model, batch, step) -> {name: value}`, when given, runs after every optimizer
+    step on that step's last micro-batch (without gradients, under the step's autocast) and its
+    values join the step's logs; a step that returns any is logged even off `log_every` (e.g.
+    pretraining's health metrics and online probe, `ssl.monitor`). It runs on every rank.
+    """
 
     def __init__(
         self,
@@ -95,8 +101,10 @@ class Trainer:
         collate: Callable | None = None,
         on_checkpoint: Callable[[nn.Module, int, dict | None], None] | None = None,
         param_groups: list[dict] | None = None,
+        step_metrics: Callable[[nn.Module, dict, int], dict[str, float]] | None = None,
     ):
         self.train, self.optim_cfg = train, optim
+        self.step_metrics = step_metrics
         self.run_dir = Path(run_dir)
         self.dataset = dataset
         self.collate = collate
@@ -216,26 +224,31 @@ class Trainer:
         sync = micro == accum - 1 or self.world == 1
         ctx = contextlib.nullcontext() if sync else cast(DDP, self.ddp).no_sync()  # world > 1
         with ctx:
-            with torch.autocast(
-                self.device.type,
-                dtype=self.amp_dtype or torch.float32,
-                enabled=self.amp_dtype is not None,
-            ):
+            with self._autocast():
                 loss, logs = self.ddp(batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss {loss.item()} at step {step}")
             self.scaler.scale(loss / accum).backward()
         return logs
 
-    def _optimizer_step(self) -> torch.Tensor:
-        """Unscale, clip (when grad_clip is set), step and update the EMA. Returns the gradient
-        norm before clipping (0 without clipping)."""
-        self.scaler.unscale_(self.optimizer)
-        gnorm = (
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.optim_cfg.grad_clip)
-            if self.optim_cfg.grad_clip
-            else torch.tensor(0.0)
+    def _autocast(self):
+        return torch.autocast(
+            self.device.type,
+            dtype=self.amp_dtype or torch.float32,
+            enabled=self.amp_dtype is not None,
         )
+
+    def _optimizer_step(self) -> torch.Tensor:
+        """Unscale, clip (when grad_clip is set), step and update the EMA. Returns the global
+        gradient norm before clipping (measured with or without clipping)."""
+        self.scaler.unscale_(self.optimizer)
+        if self.optim_cfg.grad_clip:
+            gnorm = torch.nn.utils.clip_grad_norm_(
+                self.model.parameters(), self.optim_cfg.grad_clip
+            )
+        else:
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            gnorm = torch.nn.utils.get_total_norm(grads)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         if self.ema is not None:
@@ -252,11 +265,19 @@ class Trainer:
         logs.update(lr=lr, grad_norm=float(gnorm), samples_per_s=seen / elapsed)
         return logs
 
-    def _report(self, logs: dict, bar, logger: RunLogger) -> None:
-        """Progress bar every step; logs and checkpoints at their intervals and at the end."""
+    def _extra_metrics(self, batch: dict) -> dict[str, float]:
+        """`step_metrics` of the step just taken (none without it)."""
+        if self.step_metrics is None:
+            return {}
+        with torch.no_grad(), self._autocast():
+            return self.step_metrics(self.model, batch, self.step)
+
+    def _report(self, logs: dict, bar, logger: RunLogger, extra: bool = False) -> None:
+        """Progress bar every step; logs and checkpoints at their intervals and at the end;
+        logs too at a step with `extra` metrics."""
         bar.update()
         bar.set_postfix(loss=f"{logs['loss']:.4f}", sps=f"{logs['samples_per_s']:.1f}")
-        if self.step % self.train.log_every == 0 or self.step == self.train.steps:
+        if extra or self.step % self.train.log_every == 0 or self.step == self.train.steps:
             logger.log(self.step, logs)
         if self.step % self.train.checkpoint_every == 0 or self.step == self.train.steps:
             self.save(logs)
@@ -289,9 +310,11 @@ class Trainer:
             gnorm = self._optimizer_step()
             self.step = step + 1
             logs = self._step_logs(acc, lr, gnorm, seen, t0)
+            extra = self._extra_metrics(batch)
+            logs.update(extra)
             acc = {}
             last_logs = logs
-            self._report(logs, bar, logger)
+            self._report(logs, bar, logger, bool(extra))
         bar.close()
         logger.close()
         return {"step": self.step, **last_logs}

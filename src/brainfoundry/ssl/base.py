@@ -26,6 +26,12 @@ def family(backbone: nn.Module) -> str:
     return "transformer" if hasattr(backbone, "patch_size") else "cnn"
 
 
+def pooled(backbone: Backbone, x: torch.Tensor) -> torch.Tensor:
+    """Global average of the deepest feature map (CNN) or token sequence (transformer)."""
+    f = backbone.encode(x)[-1]
+    return f.flatten(2).mean(-1) if f.dim() > 2 else f
+
+
 def sample_generators(batch: dict, salt: int = 0) -> list[torch.Generator]:
     """One CPU generator per sample, seeded from `meta["seed"]` (+ `salt` for a second stream)."""
     seeds = batch["meta"]["seed"]
@@ -50,6 +56,18 @@ class Objective(nn.Module):
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:  # pragma: no cover
         raise NotImplementedError
+
+    def health_views(self, batch: dict) -> list[torch.Tensor]:
+        """The unmasked inputs [B, C, D, H, W] the health metrics embed (`ssl.monitor`): one
+        per view; the image itself for a one-view objective."""
+        return [batch["image"]]
+
+    def health_embeddings(
+        self, batch: dict
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """(pooled encoder features [B, D] of the first view, and for two-view objectives the
+        two views' embeddings in the space their loss compares, else None)."""
+        return pooled(self.backbone, self.health_views(batch)[0]), None
 
 
 def create_objective(name: str, backbone: nn.Module, **kwargs) -> Objective:

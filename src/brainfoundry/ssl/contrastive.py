@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from .base import OBJECTIVES, Objective
+from .base import OBJECTIVES, Objective, pooled
 from .losses import info_nce
 
 if TYPE_CHECKING:
@@ -23,12 +23,6 @@ def projection_head(dim: int, hidden: int, out: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Linear(dim, hidden), nn.LayerNorm(hidden), nn.GELU(), nn.Linear(hidden, out)
     )
-
-
-def pooled(backbone: Backbone, x: torch.Tensor) -> torch.Tensor:
-    """Global average of the deepest feature map (CNN) or token sequence (transformer)."""
-    f = backbone.encode(x)[-1]
-    return f.flatten(2).mean(-1) if f.dim() > 2 else f
 
 
 @OBJECTIVES.register("contrastive")
@@ -50,6 +44,20 @@ class Contrastive(Objective):
         b = v.shape[0]
         z = self.embed(torch.cat([v[:, 0], v[:, 1]]))  # one pass: norms see both views
         return info_nce(z[:b], z[b:], self.temperature)
+
+    def health_views(self, batch: dict) -> list[torch.Tensor]:
+        v = batch["views"]
+        return [v[:, 0], v[:, 1]]
+
+    def health_embeddings(
+        self, batch: dict
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """Pooled features of the first view; both views' projections (the InfoNCE space)."""
+        va, vb = self.health_views(batch)
+        b = va.shape[0]
+        h = pooled(self.backbone, torch.cat([va, vb]))
+        z = self.head(h)
+        return h[:b], (z[:b], z[b:])
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         loss = self.contrastive_loss(batch)

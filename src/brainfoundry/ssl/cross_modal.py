@@ -63,13 +63,23 @@ class CrossModal(RecConMix):
         if backbone.in_channels != 1:
             raise ValueError("cross-modal pretrains a one-channel backbone (in_channels=1)")
 
-    def losses(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        x, present = batch["image"], batch["present"]
+    def pair(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, list[torch.Generator]]:
+        """(sequence a [B,1,...], sequence b [B,1,...], the samples' generators): the two
+        sequences of each sample that training pairs (`pick_pairs`), unmasked."""
+        x = batch["image"]
         gens = sample_generators(batch)
-        a, b = pick_pairs(present, gens)
+        a, b = pick_pairs(batch["present"], gens)
         rows = torch.arange(x.shape[0], device=x.device)
         xa = x[rows, torch.tensor(a, device=x.device)][:, None]
         xb = x[rows, torch.tensor(b, device=x.device)][:, None]
+        return xa, xb, gens
+
+    def health_views(self, batch: dict) -> list[torch.Tensor]:
+        return list(self.pair(batch)[:2])
+
+    def losses(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        x = batch["image"]
+        xa, xb, gens = self.pair(batch)
         rec = masked_reconstruction(self.backbone, xa, xb, gens, self.mask_ratio, self.block_size)
         # contrastive on the two unmasked sequences (a fresh mask stream keeps pairs non-trivial
         # when a == b: the second view is masked independently)

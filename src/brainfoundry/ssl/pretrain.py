@@ -1,7 +1,8 @@
 """Pretraining wiring: store → patch dataset (+ augmentation) → backbone → objective → Trainer.
 
 Writes RUN/config.yaml (resolved), RUN/model.safetensors + RUN/card.json (the backbone, at every
-checkpoint, for fine-tuning and export), log.csv, tb/ and resumable checkpoints/.
+checkpoint, for fine-tuning and export), log.csv (with the `monitor` section's health/ and
+probe/ columns, `ssl.monitor`), tb/ and resumable checkpoints/.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..engine import Trainer
 from ..errors import ConfigError
 from ..resume import archive_run, check_resume
 from ..run_config import BackboneConfig, RunConfig, SamplingConfig
+from .monitor import MonitorConfig, build_monitor
 
 
 @dataclass
@@ -48,6 +50,7 @@ class PretrainConfig(RunConfig):
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
 
     preset_kind: ClassVar[str] = "pretrain"
 
@@ -82,7 +85,6 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path, *, resume: bool = True, l
     aside to RUN.old-N and this one starts afresh."""
     from ..data.store import Store
     from ..models.backbones import create_backbone
-    from ..models.card import ModelCard
     from ..models.checkpoint import save_model
     from . import create_objective
 
@@ -90,7 +92,6 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path, *, resume: bool = True, l
     if not cfg.store:
         raise ConfigError("no store given: pass --store STORE (a folder made by `prepare`)")
     store = Store(cfg.store)
-    main = _open_run(cfg, run_dir, resume, log)
     method = cfg.objective.method
     in_ch = 1 if method == "cross-modal" else cfg.model.in_channels
     torch.manual_seed(cfg.train.seed)  # model initialisation
@@ -102,23 +103,11 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path, *, resume: bool = True, l
         **cfg.model.kwargs,
     )
     objective = create_objective(method, backbone, **objective_kwargs(cfg.objective))
+    monitor = build_monitor(cfg.monitor, cfg.train.log_every, store.plan, backbone)
+    main = _open_run(cfg, run_dir, resume, log)  # after every check that needs no run folder
     n_views = 2 if method in ("contrastive", "hybrid") else 1
     dataset = build_dataset(cfg, store, n_views)
-    plan = store.plan
-    card = ModelCard(
-        arch=backbone.arch(),
-        in_channels=in_ch,
-        # a one-channel model is sequence-agnostic; what it saw is in data_summary
-        modalities=list(cfg.data.modalities or []) if in_ch > 1 else [],
-        spacing=list(plan["preprocess"]["spacing"]),
-        normalization={k: plan["preprocess"][k] for k in ("normalization", "clip_percentiles")},
-        patch_size=list(cfg.data.patch_size),
-        ssl_method=method,
-        data_summary={
-            k: plan.get(k) for k in ("n_scans", "n_sessions", "n_subjects", "modalities", "source")
-        },
-        version=__version__,
-    )
+    card = _card(cfg, backbone, store.plan)
 
     def export(model, step: int, ema: dict | None) -> None:
         bb = model.backbone
@@ -129,11 +118,34 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path, *, resume: bool = True, l
         card.extra["step"] = step
         save_model(run_dir, bb, card)
 
+    trainer = Trainer(objective, dataset, cfg.train, cfg.optim, run_dir, on_checkpoint=export,
+                      step_metrics=monitor)  # fmt: skip
+    monitor.check_batch(cfg.train.batch_size * trainer.world)  # before the run folder is written
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
-    trainer = Trainer(objective, dataset, cfg.train, cfg.optim, run_dir, on_checkpoint=export)
     return trainer.fit(resume=resume)
+
+
+def _card(cfg: PretrainConfig, backbone, plan: dict):
+    """The run's card: the backbone and the store recipe it was pretrained on."""
+    from ..models.card import ModelCard
+
+    in_ch = backbone.in_channels
+    return ModelCard(
+        arch=backbone.arch(),
+        in_channels=in_ch,
+        # a one-channel model is sequence-agnostic; what it saw is in data_summary
+        modalities=list(cfg.data.modalities or []) if in_ch > 1 else [],
+        spacing=list(plan["preprocess"]["spacing"]),
+        normalization={k: plan["preprocess"][k] for k in ("normalization", "clip_percentiles")},
+        patch_size=list(cfg.data.patch_size),
+        ssl_method=cfg.objective.method,
+        data_summary={
+            k: plan.get(k) for k in ("n_scans", "n_sessions", "n_subjects", "modalities", "source")
+        },
+        version=__version__,
+    )
 
 
 def _open_run(cfg: PretrainConfig, run_dir: Path, resume: bool, log) -> bool:
