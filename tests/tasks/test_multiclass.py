@@ -113,6 +113,13 @@ def _blobs(root, n, seed):
     return root / "cases.csv"
 
 
+def _spec(tmp_path, metrics: str):
+    spec = tmp_path / "blobs.yaml"
+    spec.write_text("name: blobs\ntype: multiclass\nmodalities: [t1]\n"
+                    f"classes: [none, small, large]\nmetrics: [{metrics}]\n")  # fmt: skip
+    return spec
+
+
 @pytest.mark.slow
 def test_multiclass_from_a_csv_of_class_names_learns(tmp_path, capsys):
     """Finetune (closed-form probe) on 24 cases, evaluate on 18 others: beats chance (1/3
@@ -120,11 +127,7 @@ def test_multiclass_from_a_csv_of_class_names_learns(tmp_path, capsys):
     (tmp_path / "ft").mkdir()
     (tmp_path / "te").mkdir()
     ft, te = _blobs(tmp_path / "ft", 30, 0), _blobs(tmp_path / "te", 18, 1)
-    spec = tmp_path / "blobs.yaml"
-    spec.write_text(
-        "name: blobs\ntype: multiclass\nmodalities: [t1]\nclasses: [none, small, large]\n"
-        "metrics: [auroc_ovr, f1_macro, accuracy]\n"
-    )
+    spec = _spec(tmp_path, "auroc_ovr, f1_macro, accuracy")
     out = tmp_path / "run"
     argv = ["finetune", "--task", str(spec), "--data", str(ft), "-o", str(out), "--shots", "24"]
     assert main([*argv, "--preset", "cpu-tiny", "train.steps=0"]) == 0
@@ -149,11 +152,7 @@ def test_multiclass_trains_with_cross_entropy(tmp_path):
     """A few gradient steps after the probe run and keep a checkpoint (the CE path)."""
     (tmp_path / "ft").mkdir()
     ft = _blobs(tmp_path / "ft", 12, 2)
-    spec = tmp_path / "blobs.yaml"
-    spec.write_text(
-        "name: blobs\ntype: multiclass\nmodalities: [t1]\nclasses: [none, small, large]\n"
-        "metrics: [accuracy]\n"
-    )
+    spec = _spec(tmp_path, "accuracy")
     out = tmp_path / "run"
     argv = ["finetune", "--task", str(spec), "--data", str(ft), "-o", str(out), "--shots", "8"]
     assert main([*argv, "--preset", "cpu-tiny", "train.steps=4"]) == 0
@@ -165,11 +164,7 @@ def test_a_label_that_is_no_class_is_one_line(tmp_path, capsys):
     (tmp_path / "ft").mkdir()
     ft = _blobs(tmp_path / "ft", 6, 3)
     ft.write_text(ft.read_text().replace(",large", ",huge", 1))
-    spec = tmp_path / "blobs.yaml"
-    spec.write_text(
-        "name: blobs\ntype: multiclass\nmodalities: [t1]\nclasses: [none, small, large]\n"
-        "metrics: [accuracy]\n"
-    )
+    spec = _spec(tmp_path, "accuracy")
     argv = ["finetune", "--task", str(spec), "--data", str(ft), "-o", str(tmp_path / "o")]
     assert main([*argv, "--preset", "cpu-tiny", "train.steps=0"]) == 2
     err = capsys.readouterr().err

@@ -131,8 +131,25 @@ class MulticlassModel(_Pooled):
         return {"probs": torch.softmax(self.head(self.features(image, present)), 1)}
 
 
+class _Gaussian(_Pooled):
+    """What the regression heads share: per target a mean and a log-variance in standardised
+    units (`_moments`), turned back into label units by the `y_mean` / `y_std` buffers."""
+
+    y_mean: torch.Tensor  # buffers, registered by the subclasses
+    y_std: torch.Tensor
+
+    def _moments(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def _outputs(self, image, present) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(pooled features, predictions, sigmas), the last two in label units."""
+        feats = self.features(image, present)
+        mean, log_var = self._moments(self.head(feats))
+        return feats, mean * self.y_std + self.y_mean, torch.exp(0.5 * log_var) * self.y_std
+
+
 @HEADS.register("regression")
-class RegressionModel(_Pooled):
+class RegressionModel(_Gaussian):
     """Targets are standardised with the training labels' mean/sd (buffers saved with the
     weights); `interval_scale` multiplies σ to give the calibrated 95% interval."""
 
@@ -193,10 +210,7 @@ class RegressionModel(_Pooled):
 
     @torch.no_grad()
     def predict(self, image: torch.Tensor, present: torch.Tensor | None = None) -> dict:
-        feats = self.features(image, present)
-        mean, log_var = self._moments(self.head(feats))
-        pred = mean * self.y_std + self.y_mean
-        sigma = torch.exp(0.5 * log_var) * self.y_std
+        feats, pred, sigma = self._outputs(image, present)
         if self.jk_resid.numel():
             lo, hi = self._jackknife(feats.to(self.jk_weight.dtype))
             return {"pred": pred, "sigma": sigma, "lo": lo, "hi": hi}
@@ -205,7 +219,7 @@ class RegressionModel(_Pooled):
 
 
 @HEADS.register("multitarget")
-class MultiTargetModel(_Pooled):
+class MultiTargetModel(_Gaussian):
     """K named targets, each standardised by its training labels' mean/sd (buffers [K]), each
     with a (mean, log-variance) output and its own interval: per-target jackknife+ heads when
     the probe was kept, else a per-target conformal `interval_scale` (`selection.calibrate`).
@@ -273,10 +287,7 @@ class MultiTargetModel(_Pooled):
 
     @torch.no_grad()
     def predict(self, image: torch.Tensor, present: torch.Tensor | None = None) -> dict:
-        feats = self.features(image, present)
-        mean, log_var = self._moments(self.head(feats))
-        pred = mean * self.y_std + self.y_mean
-        sigma = torch.exp(0.5 * log_var) * self.y_std
+        feats, pred, sigma = self._outputs(image, present)
         out = {}
         for k, t in enumerate(self.targets):
             if self.jk_resid.shape[1]:
