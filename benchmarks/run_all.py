@@ -50,6 +50,12 @@ BENCHMARKS: dict[str, tuple[str, list[str], str, str]] = {
     "budget": ("bench_budget", [], "MAE pretraining steps vs few-shot quality (demo)", "scratch"),
     "ceiling": ("bench_ceiling", [], "8x-supervised and hand-made references (demo)", "—"),
     "shift": ("bench_shift", [], "one part of the clinical shift at a time (demo)", "no shift"),
+    "calibration": (
+        "bench_calibration",
+        [],
+        "regression intervals at 50-95%: coverage and width",
+        "variance scaling (UK Biobank engine)",
+    ),  # fmt: skip
 }
 RUNS = RESULTS / "run_all.json"  # when run_all last remade each table, and how long it took
 
