@@ -93,3 +93,18 @@ def test_missing_targets_train_by_gradient(tmp_path, capsys):
     assert np.isfinite(val["metrics"]["loss"]) and val["metrics"]["mae:csf"] is not None
     log = (out / "seed_0" / "log.csv").read_text()
     assert "mae:csf" in log.splitlines()[0]
+
+
+def test_cross_validation_scores_every_target(tmp_path):
+    """`finetune --folds` on several targets: each fold's held-out cases are scored per target,
+    and cv.json holds every target's metrics over folds and pooled."""
+    data = tmp_path / "bp"
+    args = ["synth", "task", "brain-profile", "-o", str(data), "--n", "9", "--n-test", "1"]
+    assert main([*args, "--resolution", "6", "--no-qc"]) == 0
+    out = tmp_path / "cv"
+    argv = ["finetune", "--task", "brain-profile", "--data", str(data), "-o", str(out)]
+    assert main([*argv, "--folds", "3", "--preset", "cpu-tiny", "train.steps=0"]) == 0
+    cv = json.loads((out / "cv.json").read_text())
+    assert {f"mae:{t}" for t in KEYS} <= set(cv["metrics"]) and len(cv["per_fold"]) == 3
+    pooled = pd.read_csv(out / "cv_predictions.csv")
+    assert len(pooled) == 9 and {f"label:{t}" for t in KEYS} <= set(pooled.columns)
