@@ -44,10 +44,12 @@ def predict(
     device: str = typer.Option("auto", help="auto (cuda if present), cpu, cuda or cuda:N."),
     qc: bool = typer.Option(True, "--qc/--no-qc", help="Write the QC PNG beside each output."),
 ) -> None:
-    """Predict one session (FOMO25 flags or --session) or many (--batch) with a model folder.
+    """Predict one session (FOMO25/FOMO26 flags or --session) or many (--batch) with a model
+    folder.
 
-    Writes OUTPUT.txt (probability or value) or OUTPUT.nii.gz ({0,1} mask on the input's grid),
-    plus OUTPUT.json (uncertainty) and OUTPUT.png (QC)."""
+    Writes OUTPUT.txt (a probability, a value, a class name, or one `name<TAB>value` line per
+    target) or OUTPUT.nii.gz (a {0,1} mask, or a 0..K-1 label map, on the input's grid), plus
+    OUTPUT.json (uncertainty) and OUTPUT.png (QC)."""
     from ..inference.predict import FOMO_FLAGS, Predictor, session_inputs
 
     flags = dict(zip(FOMO_FLAGS, (flair, adc, dwi_b1000, t2s, swi, t1, t2)))
