@@ -58,3 +58,12 @@ def fomo60k(tmp_path: Path, mni) -> Path:
                 save(d / f"{seq}.nii.gz", vol.astype(np.float32), affine)
     save(root / "sub_0" / "ses_1" / "flair_2.nii.gz", data, affine)
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache(tmp_path_factory):
+    """Caches the suite writes (engine/amp.py's precision verdicts) go to a folder of its own,
+    not the user's home; subprocesses inherit it."""
+    import os
+
+    os.environ["BRAINFOUNDRY_CACHE"] = str(tmp_path_factory.mktemp("cache"))

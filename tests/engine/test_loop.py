@@ -54,7 +54,12 @@ def run(tmp, *, steps=8, batch=2, accum=1, crash_at=None, resume=True, ema=None)
     torch.manual_seed(0)
     model = Denoise(crash_at)
     train = TrainConfig(
-        steps=steps, batch_size=batch, log_every=1, checkpoint_every=3, progress=False
+        steps=steps,
+        batch_size=batch,
+        log_every=1,
+        checkpoint_every=3,
+        progress=False,
+        amp="off",  # the loop, not the precision (test_amp.py): no probe calls forward
     )
     optim = OptimConfig(lr=0.05, warmup_steps=2, accum_steps=accum, ema_decay=ema)
     return Trainer(model, Volumes(), train, optim, tmp).fit(resume=resume)
@@ -121,7 +126,7 @@ def test_param_groups_scale_the_learning_rate(tmp_path):
     weight0 = model.conv.weight.detach().clone()
     groups = [{"params": [model.conv.weight], "lr_scale": 1.0},
               {"params": [model.conv.bias], "lr_scale": 0.0}]  # fmt: skip
-    train = TrainConfig(steps=3, batch_size=2, progress=False, checkpoint_every=3)
+    train = TrainConfig(steps=3, batch_size=2, progress=False, checkpoint_every=3, amp="off")
     t = Trainer(model, Volumes(), train, OptimConfig(lr=0.05, weight_decay=0.0), tmp_path,
                 param_groups=groups)  # fmt: skip
     t.fit()
@@ -154,7 +159,7 @@ def test_one_worker_process_serves_every_epoch_and_sees_its_epoch(tmp_path):
     """Few-shot epochs are a few steps long: workers must not respawn at each one."""
     model = Record()
     train = TrainConfig(steps=12, batch_size=4, num_workers=1, log_every=1, checkpoint_every=12,
-                        progress=False)  # fmt: skip
+                        progress=False, amp="off")  # fmt: skip
     Trainer(model, Pids(n=8), train, OptimConfig(lr=0.01, warmup_steps=0), tmp_path).fit()
     assert model.epochs == [e for e in range(6) for _ in range(2)]  # 2 steps per epoch
     assert len(model.pids) == 1  # one worker for all 6 epochs

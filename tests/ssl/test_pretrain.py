@@ -146,7 +146,8 @@ def _free_port():
 
 @pytest.mark.slow
 def test_ddp_two_processes_match_one_process_with_the_same_global_batch(store, tmp_path):
-    common = ["train.steps=4", "train.progress=false", "data.augment=ssl"]
+    # amp off: CPU ranks train in fp32 (engine/amp.py), the one process must too
+    common = ["train.steps=4", "train.progress=false", "data.augment=ssl", "train.amp=off"]
     one = _run_cli(_cli(store, tmp_path / "one", "train.batch_size=2", *common))
     assert one.wait(300) == 0, one.stdout.read().decode()
     port = _free_port()
@@ -182,7 +183,7 @@ def test_two_nodes_of_one_process_each_match_one_process(store, tmp_path):
     """The README's multi-node recipe on one machine: two torchrun agents (`--nnodes 2
     --nproc-per-node 1`, as `srun` starts one per node) meet at a c10d rendezvous on localhost
     and train as one DDP group (gloo), following one process with the same global batch."""
-    common = ["train.steps=3", "train.progress=false", "data.augment=ssl"]
+    common = ["train.steps=3", "train.progress=false", "data.augment=ssl", "train.amp=off"]
     one = _run_cli(_cli(store, tmp_path / "one", "train.batch_size=2", *common))
     assert one.wait(300) == 0, one.stdout.read().decode()
     rdzv = ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}",

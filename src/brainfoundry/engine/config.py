@@ -26,7 +26,7 @@ class TrainConfig:
     batch_size: int = 2  # per rank and micro-batch
     num_workers: int = 0
     seed: int = 0
-    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, off on CPU
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: engine/amp.py (measured on a CPU)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     log_every: int = 10
     checkpoint_every: int = 50

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .. import distributed as dist
 from ..errors import ConfigError
+from . import amp as amp_choice
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import OptimConfig, TrainConfig
 from .device import pick_device
@@ -52,7 +53,20 @@ def build_optimizer(
                 )
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(split, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
-    return torch.optim.AdamW(split, lr=cfg.lr, betas=cfg.betas)
+    # fused: one kernel over every tensor. On a CPU the default is a Python loop per tensor,
+    # which was a third of a primus:S step (benchmarks/results/step.md)
+    return torch.optim.AdamW(split, lr=cfg.lr, betas=cfg.betas, fused=_can_fuse(split))
+
+
+def _can_fuse(groups: list[dict]) -> bool:
+    """Fused AdamW needs floating-point parameters, all on one CPU or CUDA device."""
+    params = [p for g in groups for p in g["params"]]
+    devices = {p.device for p in params}
+    return (
+        len(devices) == 1
+        and next(iter(devices)).type in ("cpu", "cuda")
+        and all(p.is_floating_point() for p in params)
+    )
 
 
 def to_device(batch, device: torch.device):
@@ -127,11 +141,10 @@ class Trainer:
             if self.world > 1
             else self.model
         )
-        amp = train.amp
-        if amp == "auto":
-            amp = "bf16" if self.device.type == "cuda" else "off"
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
-        self.scaler = torch.amp.GradScaler(enabled=amp == "fp16")
+        self.amp: amp_choice.AmpChoice | None = None  # chosen at the first batch (`_choose_amp`)
+        self._resumed_amp: str | None = None
+        self.amp_dtype: torch.dtype | None = None
+        self.scaler = torch.amp.GradScaler(enabled=False)
         self.step = 0
 
     # -- data ---------------------------------------------------------------------------------
@@ -186,7 +199,48 @@ class Trainer:
         if self.ema is not None and ema is not None:
             self.ema.load_state_dict(ema)
         self.step = int(state["step"])
+        self._resumed_amp = state.get("amp")
         return True
+
+    # -- precision ----------------------------------------------------------------------------
+    def _choose_amp(self, batch: dict) -> None:
+        """Settle `train.amp` once, on the first batch (`engine/amp.py`): a resumed run keeps
+        its checkpoint's precision; `auto` on a CPU times the model on this batch. Printed and
+        written to RUN/amp.json."""
+        requested = self.train.amp
+        if self._resumed_amp in amp_choice.DTYPES:
+            choice = amp_choice.AmpChoice(
+                requested, cast(str, self._resumed_amp), "as its checkpoint was trained"
+            )
+        elif requested == "auto" and self.world > 1 and self.device.type == "cpu":
+            choice = amp_choice.AmpChoice(requested, "off", "no timing probe across CPU ranks")
+        else:
+            key = amp_choice.probe_key(self.device, self.model, tuple(batch["image"].shape))
+            choice = amp_choice.resolve(requested, self.device, self._probe(batch), key)
+        self.amp, self.amp_dtype = choice, choice.dtype
+        self.scaler = torch.amp.GradScaler(enabled=choice.chosen == "fp16")
+        if dist.is_main():
+            print(choice.line(), flush=True)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            amp_choice.write_choice(self.run_dir, choice)
+
+    def _probe(self, batch: dict) -> Callable[[torch.dtype | None], None]:
+        """One forward + backward of the model on `batch` in a given precision that leaves no
+        trace: weights, buffers, gradients and the random state are restored after it."""
+
+        def step(dtype: torch.dtype | None) -> None:
+            saved = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            rng = torch.get_rng_state()
+            with torch.autocast(
+                self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+            ):
+                loss, _ = self.model(batch)
+            loss.backward()
+            self.model.zero_grad(set_to_none=True)
+            self.model.load_state_dict(saved)
+            torch.set_rng_state(rng)
+
+        return step
 
     def save(self, logs: dict | None) -> None:
         if dist.is_main():
@@ -196,7 +250,7 @@ class Trainer:
                 self.model.state_dict(),
                 self.optimizer.state_dict(),
                 self.ema.state_dict() if self.ema else None,
-                {"logs": logs or {}},
+                {"logs": logs or {}, "amp": self.amp.chosen if self.amp else None},
                 keep=self.train.keep_checkpoints,
             )
             if self.on_checkpoint is not None:
@@ -249,6 +303,10 @@ class Trainer:
         else:
             grads = [p.grad for p in self.model.parameters() if p.grad is not None]
             gnorm = torch.nn.utils.get_total_norm(grads)
+        if not self.scaler.is_enabled() and not torch.isfinite(gnorm):
+            # fp16's scaler skips such a step by design; anywhere else it is a fault to report
+            hint = " under bf16 autocast; train.amp=off trains in fp32" if self.amp_dtype else ""
+            raise FloatingPointError(f"non-finite gradient norm at step {self.step + 1}{hint}")
         self.scaler.step(self.optimizer)
         self.scaler.update()
         if self.ema is not None:
@@ -301,6 +359,8 @@ class Trainer:
                 lr = self._set_lr(step)
                 self.optimizer.zero_grad(set_to_none=True)
             batch = to_device(batch, self.device)
+            if self.amp is None:
+                self._choose_amp(batch)
             logs = self._forward_backward(batch, step, micro)
             for k, v in logs.items():
                 acc[k] = acc.get(k, 0.0) + v / accum

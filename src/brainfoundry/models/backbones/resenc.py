@@ -61,6 +61,24 @@ SIZES: dict[str, dict[str, Any]] = {
 }
 
 NORM_KWARGS = {"eps": 1e-5, "affine": True}
+SMALL = 3  # voxels: an input under this along any axis skips CPU bf16 autocast (`Conv3d`)
+
+
+class Conv3d(nn.Conv3d):
+    """`nn.Conv3d` that runs in fp32 under CPU bf16 autocast when its input is tiny (under
+    `SMALL` voxels along an axis: the deepest stage of a 32³ patch is 2³). There, oneDNN's
+    bf16 weight gradient of a 3³ kernel returns values near 1e20 at random steps (torch
+    2.13, AVX-512; also single-threaded). Measured on the cpu-small preset: 5-6 bad steps in
+    80, none with this guard (benchmarks/results/step.md). Such a layer costs next to nothing
+    in fp32. The parameters and their names are nn.Conv3d's."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu") and min(x.shape[2:]) < SMALL:
+            with torch.autocast("cpu", enabled=False):
+                return super().forward(x.float())
+        return super().forward(x)
+
+
 NONLIN_KWARGS = {"inplace": True}
 
 
@@ -71,7 +89,7 @@ def dna_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
         "input_channels": kw["in_channels"],
         "n_stages": n,
         "features_per_stage": list(kw["features_per_stage"]),
-        "conv_op": nn.Conv3d,
+        "conv_op": Conv3d,
         "kernel_sizes": [[kw["kernel_size"]] * 3 for _ in range(n)],
         "strides": [[s] * 3 for s in kw["strides"]],
         "n_blocks_per_stage": list(kw["n_blocks_per_stage"]),

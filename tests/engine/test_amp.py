@@ -1,0 +1,108 @@
+"""`train.amp`: what `auto` picks and why, that its timing probe leaves no trace, that a resumed
+run keeps its checkpoint's precision, and that bf16 keeps the loss of a real backbone."""
+
+import json
+import time
+
+import pytest
+import torch
+
+from brainfoundry.engine import OptimConfig, TrainConfig, Trainer, amp
+from tests.engine.test_loop import Denoise, Volumes, losses
+
+CPU = torch.device("cpu")
+
+
+def sleeper(fp32_s: float, bf16_s: float):
+    """A step whose fp32 and bf16 costs are known: the decision's inputs, made exact."""
+    calls = []
+
+    def step(dtype):
+        calls.append(dtype)
+        time.sleep(bf16_s if dtype == torch.bfloat16 else fp32_s)
+
+    return step, calls
+
+
+@pytest.fixture
+def bf16_cpu(monkeypatch):
+    # stands in for a CPU with native bf16, which the CI machine may lack
+    monkeypatch.setattr(amp, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(amp, "_MEMO", {})
+
+
+def test_auto_keeps_bf16_only_where_it_measurably_pays(bf16_cpu):
+    fast, _ = sleeper(0.03, 0.01)
+    c = amp.resolve("auto", CPU, fast, key="fast")
+    assert c.chosen == "bf16" and c.dtype == torch.bfloat16 and c.fp32_s > c.bf16_s
+    assert "pays" in c.reason and "bf16 autocast" in c.line()
+    slow, _ = sleeper(0.01, 0.03)
+    c = amp.resolve("auto", CPU, slow, key="slow")
+    assert c.chosen == "off" and c.dtype is None and "does not pay" in c.reason
+
+
+def test_the_verdict_is_cached_per_key_across_processes(bf16_cpu, monkeypatch):
+    step, calls = sleeper(0.03, 0.01)
+    first = amp.resolve("auto", CPU, step, key="k")
+    n = len(calls)
+    assert n == 2 + 2 * amp.REPEATS  # one warm-up and REPEATS timings per precision
+    monkeypatch.setattr(amp, "_MEMO", {})  # a new process: only the file is left
+    again = amp.resolve("auto", CPU, step, key="k")
+    assert len(calls) == n and again.chosen == first.chosen and "cached" in again.reason
+    assert json.loads(amp.cache_file().read_text())["k"]["chosen"] == first.chosen
+
+
+def test_explicit_settings_and_a_cpu_without_bf16_need_no_probe(monkeypatch):
+    def never(dtype):
+        raise AssertionError("no probe expected")
+
+    assert amp.resolve("off", CPU, never).chosen == "off"
+    assert amp.resolve("bf16", CPU, never).chosen == "bf16"
+    monkeypatch.setattr(amp, "cpu_has_bf16", lambda: False)
+    c = amp.resolve("auto", CPU, never)
+    assert c.chosen == "off" and "no native bf16" in c.reason
+
+
+def toy(tmp, amp_setting, crash_at=None, steps=8):
+    torch.manual_seed(0)
+    train = TrainConfig(steps=steps, batch_size=2, log_every=1, checkpoint_every=3,
+                        progress=False, amp=amp_setting)  # fmt: skip
+    optim = OptimConfig(lr=0.05, warmup_steps=2)
+    return Trainer(Denoise(crash_at), Volumes(), train, optim, tmp).fit()
+
+
+def test_the_probe_leaves_no_trace_and_the_choice_is_written(bf16_cpu, monkeypatch, tmp_path):
+    monkeypatch.setattr(amp, "MIN_GAIN", 1e9)  # measured, then fp32 kept
+    toy(tmp_path / "auto", "auto")
+    toy(tmp_path / "off", "off")
+    assert losses(tmp_path / "auto") == losses(tmp_path / "off")  # bit-identical curves
+    saved = json.loads((tmp_path / "auto" / "amp.json").read_text())
+    assert saved["requested"] == "auto" and saved["chosen"] == "off"
+    assert saved["fp32_s"] > 0 and saved["bf16_s"] > 0
+
+
+def test_a_resumed_run_keeps_its_checkpoints_precision(tmp_path):
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        toy(tmp_path, "bf16", crash_at=5)
+    state = json.loads((tmp_path / "checkpoints/step_00000003/state.json").read_text())
+    assert state["amp"] == "bf16"
+    toy(tmp_path, "bf16")
+    saved = json.loads((tmp_path / "amp.json").read_text())
+    assert saved["chosen"] == "bf16" and "checkpoint" in saved["reason"]
+
+
+def test_bf16_keeps_the_loss_of_a_real_backbone_within_one_percent():
+    """The issue's numerics rule on a fixed batch (resenc tiny, MAE, 32³ × 2)."""
+    from brainfoundry.models.backbones import create_backbone
+    from brainfoundry.ssl import create_objective
+
+    torch.manual_seed(0)
+    obj = create_objective("mae", create_backbone("resenc", 1, 1, size="tiny"), block_size=8)
+    x = torch.randn(2, 1, 32, 32, 32)
+    batch = {"image": x, "present": torch.ones(2, 1, dtype=torch.bool),
+             "meta": {"seed": torch.arange(2)}}  # fmt: skip
+    with torch.no_grad():
+        fp32 = obj(batch)[0].item()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = obj(batch)[0].item()
+    assert abs(bf16 - fp32) / abs(fp32) < 0.01
