@@ -39,6 +39,12 @@ BENCHMARKS: dict[str, tuple[str, list[str], str, str]] = {
         "fp32 GEMM peak",
     ),  # fmt: skip
     "pretrain": ("bench_pretrain", [], "pretraining step time and memory", "fp32 GEMM peak"),
+    "step": (
+        "bench_step",
+        [],
+        "the training step now (amp=auto, fused AdamW) against before, numerics",
+        "the old fp32 step, fp32/bf16 GEMM peaks",
+    ),  # fmt: skip
     "inference": (
         "bench_inference",
         [],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -9,6 +10,13 @@ import typer
 from . import app
 
 _SEQ = "NIfTI file or DICOM series folder"
+
+
+class Precision(str, Enum):
+    """The choices of --precision (`inference.precision.PRECISIONS`)."""
+
+    fp32 = "fp32"
+    bf16 = "bf16"
 
 
 @app.command()
@@ -41,6 +49,13 @@ def predict(
     brain_only: bool = typer.Option(
         False, "--brain-only", help="Skip background tiles (faster; see inference.md)."
     ),
+    precision: Precision = typer.Option(
+        "fp32",
+        "--precision",
+        help="fp32 (exact, the default) or bf16: autocast the network (faster, on CPUs and "
+        "GPUs with bf16 units; softmax and blending stay fp32). Its agreement with fp32 "
+        "(mask Dice, max |dP|) is measured in benchmarks/results/inference.md.",
+    ),
     device: str = typer.Option("auto", help="auto (cuda if present), cpu, cuda or cuda:N."),
     qc: bool = typer.Option(True, "--qc/--no-qc", help="Write the QC PNG beside each output."),
 ) -> None:
@@ -55,7 +70,7 @@ def predict(
     flags = dict(zip(FOMO_FLAGS, (flair, adc, dwi_b1000, t2s, swi, t1, t2)))
     given = _one_input_mode(flags, session, batch)
     kw = {"overlap": overlap, "mirror": mirror, "skip_empty": brain_only,
-          "batch_size": tile_batch, "whole": whole}  # fmt: skip
+          "batch_size": tile_batch, "whole": whole, "precision": precision.value}  # fmt: skip
     predictor = Predictor(model, device)
     if batch is None:
         _predict_one(predictor, given or session_inputs(session), output, kw, qc)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..data.dataset import centre_origin, read_padded
+from .precision import as_float32, autocast, probs_forward
 from .sliding_window import mirrored, sliding_window, stride_divisor, whole_volume
 
 LESION_THRESHOLD = 0.5  # a voxel is foreground where its probability exceeds this
@@ -45,17 +46,24 @@ def centre_box(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
     return np.stack([read_padded(c, origin, size) for c in image])
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def case_outputs(
-    model, images: Sequence[np.ndarray], present: Sequence[np.ndarray], size: Sequence[int]
+    model,
+    images: Sequence[np.ndarray],
+    present: Sequence[np.ndarray],
+    size: Sequence[int],
+    precision: str = "fp32",
 ) -> dict[str, np.ndarray]:
     """The head's outputs (prob, or pred/sigma/lo/hi), each [B], for B sessions [C, *S_i] seen
-    through their centred `size` boxes in one network call."""
+    through their centred `size` boxes in one network call; `precision` "bf16" autocasts the
+    whole head (its sigmoid/softmax included), outputs back in float32."""
     device = next(model.parameters()).device
     model.eval()
     boxes = torch.from_numpy(np.stack([centre_box(im, size) for im in images])).to(device)
     flags = torch.from_numpy(np.stack(present)).to(device)
-    return {k: v.cpu().numpy() for k, v in model.predict(boxes, flags).items()}
+    with autocast(device, precision):
+        out = model.predict(boxes, flags)
+    return {k: as_float32(v).cpu().numpy() for k, v in out.items()}
 
 
 def class_map(probs: np.ndarray) -> np.ndarray:
@@ -73,7 +81,7 @@ def segment(model, image: np.ndarray, patch: Sequence[int], **kw) -> np.ndarray:
     return segment_probs(model, image, patch, **kw)[1]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def segment_probs(
     model,
     image: np.ndarray,
@@ -84,16 +92,15 @@ def segment_probs(
     skip_empty: bool = False,
     batch_size: int = 2,
     whole: bool = False,
+    precision: str = "fp32",
 ) -> np.ndarray:
     """Class probabilities [K, *S] of one session [C, *S]: a Gaussian-weighted sliding window
-    of `patch` tiles, or one pass over the `whole` volume (faster, see inference.md)."""
+    of `patch` tiles, or one pass over the `whole` volume (faster, see inference.md).
+    precision: "bf16" autocasts the network, softmax and blending stay fp32 (`precision`)."""
     device = next(model.parameters()).device
     model.eval()
     x = torch.from_numpy(image).to(device)
-
-    def fn(tiles: torch.Tensor) -> torch.Tensor:
-        return model.predict(tiles)["probs"]
-
+    fn = probs_forward(model, precision, device)
     if whole:
         probs = whole_volume(mirrored(fn) if mirror else fn, x, stride_divisor(patch))
     else:

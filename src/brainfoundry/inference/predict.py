@@ -44,6 +44,7 @@ from .core import (
     segment_probs,
     stack_channels,
 )
+from .precision import check_precision
 
 if TYPE_CHECKING:
     from ..data.preprocess import Geometry
@@ -119,23 +120,25 @@ class Predictor:
 
     # -- prediction ----------------------------------------------------------------------------
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def predict(self, inputs: dict[str, str | Path], *, overlap: float = 0.5,
                 mirror: bool = False, skip_empty: bool = False, batch_size: int = 2,
-                whole: bool = False) -> dict:  # fmt: skip
+                whole: bool = False, precision: str = "fp32") -> dict:  # fmt: skip
         """Outputs of one session: {"kind", "value" or "mask", "uncertainty", ...}.
         overlap, mirror, skip_empty, batch_size: the sliding window's (segmentation);
-        whole: one pass over the whole cropped volume instead (faster, see inference.md)."""
+        whole: one pass over the whole cropped volume instead (faster, see inference.md);
+        precision: "fp32" or "bf16" autocast of the network (`inference.precision`)."""
         t0 = time.perf_counter()
+        check_precision(precision)
         chosen = self.assign(inputs)
         session = preprocess_session(chosen, self.card.spacing, self.card.normalization)
         out: dict = {"task": self.spec.name, "kind": self.spec.type, "members": len(self.members)}
         if self.spec.type == "segmentation":
             sw = {"overlap": overlap, "mirror": mirror, "skip_empty": skip_empty,
-                  "batch_size": batch_size, "whole": whole}  # fmt: skip
+                  "batch_size": batch_size, "whole": whole, "precision": precision}  # fmt: skip
             out.update(self._segmentation(session, sw))
         else:
-            out.update(self._case(session))
+            out.update(self._case(session, precision))
         out["qc_image"] = session.image[session.first]
         out["qc_prob"] = out.get("prob_preprocessed")
         out["inputs"] = {e: str(p) for e, p in zip(self.spec.channels, chosen) if p is not None}
@@ -176,12 +179,13 @@ class Predictor:
             "uncertainty": {"volume_ml": volumes},
         }
 
-    def _case(self, s: Session) -> dict:
+    def _case(self, s: Session, precision: str = "fp32") -> dict:
         """The members' mean class probability or value, with the ensemble's uncertainty."""
         from ..tasks.output_range import ensemble_range
 
         size = input_size(self.card)
-        res = [case_outputs(m.model, [s.image], [s.present], size) for m in self.members]
+        res = [case_outputs(m.model, [s.image], [s.present], size, precision)
+               for m in self.members]  # fmt: skip
         calibration = _calibration([m.card for m in self.members])
         if self.spec.type == "classification":
             out = _classification_summary([float(r["prob"][0]) for r in res], calibration)

@@ -18,10 +18,17 @@ from ..inference.core import case_outputs, segment_probs, stack_channels
 
 
 def predict_cases(
-    model, store: Store, channels: list[str], shape, keys: list[str], batch_size: int = 2
+    model,
+    store: Store,
+    channels: list[str],
+    shape,
+    keys: list[str],
+    batch_size: int = 2,
+    precision: str = "fp32",
 ) -> pd.DataFrame:
     """One row per session key (in store order) with the head's outputs (prob; prob_k and
-    pred; or pred/sigma/lo/hi), `batch_size` sessions per network call."""
+    pred; or pred/sigma/lo/hi), `batch_size` sessions per network call (`precision`: see
+    `inference.precision`)."""
     items = session_items(store, channels, keys)
     if not items:
         raise ConfigError(f"{store.root}: no sessions with channels {list(channels)}")
@@ -29,7 +36,7 @@ def predict_cases(
     for i in range(0, len(items), batch_size):
         chunk = items[i : i + batch_size]
         images, present = zip(*(item_volume(store, it) for it in chunk))
-        out = case_outputs(model, images, present, shape)
+        out = case_outputs(model, images, present, shape, precision)
         for j, it in enumerate(chunk):
             rows.append({"key": it.key, **case_row(out, j)})
     return pd.DataFrame(rows)
@@ -59,9 +66,19 @@ def session_volume(store: Store, channels: list[str], key: str) -> tuple[np.ndar
 
 
 def predict_segmentation(
-    model, store: Store, channels: list[str], key: str, patch, *, overlap=0.5, batch_size=2
+    model,
+    store: Store,
+    channels: list[str],
+    key: str,
+    patch,
+    *,
+    overlap: float = 0.5,
+    batch_size: int = 2,
+    precision: str = "fp32",
 ) -> np.ndarray:
     """Class probabilities [K, *S] of one session on the preprocessed grid (`inference.core.
-    class_map` makes the label map every path scores)."""
+    class_map` makes the label map every path scores; `precision`: `inference.precision`)."""
     image, _ = session_volume(store, channels, key)
-    return segment_probs(model, image, patch, overlap=overlap, batch_size=batch_size)
+    return segment_probs(
+        model, image, patch, overlap=overlap, batch_size=batch_size, precision=precision
+    )
