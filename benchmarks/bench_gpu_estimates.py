@@ -53,6 +53,37 @@ def count(family: str, size: str, patch: int, batch: int) -> tuple[float, float,
     return fc.get_total_flops(), saved, params
 
 
+def loader_workers(est_step: dict[str, tuple[float, int]]) -> str:
+    """How many CPU loader workers keep one H100 fed: the training path's patches/s on ONE core
+    (`bench_loader.loader_rate`: the preset's PatchDataset over a real 1 mm store made by
+    `prepare`, its augmentation per sample, in-process, torch on 1 thread) against what the
+    estimated step consumes (batch / est. s per step)."""
+    import math
+    import tempfile
+
+    from benchmarks import bench_loader as bl
+
+    torch.set_num_threads(1)
+    work = Path(tempfile.mkdtemp(prefix="bench_gpu_loader-"))
+    store = bl.make_store(work, 1.0)
+    rows = []
+    for preset, (step_s, batch) in est_step.items():
+        bl.TRAIN_CASES.setdefault(preset, (preset, 1.0, []))
+        per_core = bl.loader_rate(preset, store, workers=0, warmup=1, batches=3, batched=False)
+        need = batch / step_s
+        rows.append([preset, per_core, need, math.ceil(need / per_core)])
+        print(rows[-1], flush=True)
+    return "\n\n".join([
+        "## CPU loader workers to keep one H100 fed (measured per core, step estimated)",
+        "The training path on one core of this CPU (one torch thread; the preset's dataset "
+        "over a 1 mm store, its augmentation per sample, 1 warm-up and 3 timed batches) against "
+        "the patches/s the estimated step above consumes. Workers = ceil(consumed / per core); "
+        "the step time is the assumption above, so this is an estimate too.",
+        table(["preset", "patches/s per core (measured)", "patches/s the step consumes (est.)",
+               "workers needed (est.)"], rows),
+    ])  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=None)
@@ -101,6 +132,7 @@ def main() -> None:
                 ],
                 rows,
             ),
+            loader_workers({r[0]: (r[-1], int(r[2].split("× ")[1])) for r in rows[:2]}),
         ]
     )
     print(text)

@@ -69,3 +69,14 @@ def test_unknown_yaml_key_and_missing_file(tmp_path):
     (tmp_path / "bad.yaml").write_text("a: [1,\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(Outer, tmp_path / "bad.yaml")
+
+
+def test_a_bare_off_is_the_word_where_a_choice_expects_it(tmp_path):
+    """YAML 1.1 reads `off` as False: `train.amp=off` must mean the choice "off"."""
+    from brainfoundry.engine import TrainConfig
+
+    assert apply_overrides(TrainConfig(), ["amp=off"]).amp == "off"
+    (tmp_path / "t.yaml").write_text("amp: off\n")
+    assert load_config(TrainConfig, tmp_path / "t.yaml").amp == "off"
+    with pytest.raises(ConfigError, match="is not one of"):
+        apply_overrides(Outer(), ["inner.mode=off"])  # no "off" among the choices: still refused

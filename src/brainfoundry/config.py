@@ -32,6 +32,9 @@ def to_dict(cfg: Any) -> Any:
     return cfg
 
 
+_BOOL_WORDS = {True: ("on", "yes", "true"), False: ("off", "no", "false")}
+
+
 def _coerce(tp: Any, value: Any, where: str) -> Any:
     """Convert a YAML value to the annotated type, or raise a one-line ConfigError."""
     origin = typing.get_origin(tp)
@@ -40,6 +43,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         return _coerce_union(tp, value, where)
     if origin is typing.Literal:
+        if isinstance(value, bool):  # YAML 1.1 reads a bare off/no/on/yes as a boolean
+            value = next((w for w in _BOOL_WORDS[value] if w in typing.get_args(tp)), value)
         if value not in typing.get_args(tp):
             raise ConfigError(f"{where}: {value!r} is not one of {list(typing.get_args(tp))}")
         return value
