@@ -45,6 +45,12 @@ BENCHMARKS: dict[str, tuple[str, list[str], str, str]] = {
         "the training step now (amp=auto, fused AdamW) against before, numerics",
         "the old fp32 step, fp32/bf16 GEMM peaks",
     ),  # fmt: skip
+    "bf16_conv": (
+        "bench_bf16_conv",
+        [],
+        "the CPU bf16 weight-gradient fault that resenc's Conv3d guard keeps out",
+        "plain nn.Conv3d",
+    ),  # fmt: skip
     "inference": (
         "bench_inference",
         [],

@@ -106,3 +106,16 @@ def test_bf16_keeps_the_loss_of_a_real_backbone_within_one_percent():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             bf16 = obj(batch)[0].item()
     assert abs(bf16 - fp32) / abs(fp32) < 0.01
+
+
+def test_tiny_convolutions_leave_cpu_bf16_autocast():
+    """resenc's Conv3d runs an input under 3 voxels along an axis in fp32 (the oneDNN fault,
+    benchmarks/results/bf16_conv.md) and everything larger in bf16, with nn.Conv3d's keys."""
+    from brainfoundry.models.backbones.resenc import Conv3d
+
+    conv = Conv3d(4, 4, 3, padding=1)
+    assert set(conv.state_dict()) == set(torch.nn.Conv3d(4, 4, 3).state_dict())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert conv(torch.randn(1, 4, 2, 8, 8)).dtype == torch.float32
+        assert conv(torch.randn(1, 4, 3, 3, 3)).dtype == torch.bfloat16
+    assert conv(torch.randn(1, 4, 2, 2, 2)).dtype == torch.float32  # no autocast: plain

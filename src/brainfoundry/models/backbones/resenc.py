@@ -68,9 +68,9 @@ class Conv3d(nn.Conv3d):
     """`nn.Conv3d` that runs in fp32 under CPU bf16 autocast when its input is tiny (under
     `SMALL` voxels along an axis: the deepest stage of a 32³ patch is 2³). There, oneDNN's
     bf16 weight gradient of a 3³ kernel returns values near 1e20 at random steps (torch
-    2.13, AVX-512; also single-threaded). Measured on the cpu-small preset: 5-6 bad steps in
-    80, none with this guard (benchmarks/results/step.md). Such a layer costs next to nothing
-    in fp32. The parameters and their names are nn.Conv3d's."""
+    2.13, AVX-512; also single-threaded). On the cpu-small preset: 5-6 bad steps in 80, none
+    with this guard; only 2³ inputs fault (benchmarks/results/bf16_conv.md). Such a layer
+    costs next to nothing in fp32. The parameters and their names are nn.Conv3d's."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type == "cpu" and torch.is_autocast_enabled("cpu") and min(x.shape[2:]) < SMALL:
