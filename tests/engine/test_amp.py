@@ -119,3 +119,30 @@ def test_tiny_convolutions_leave_cpu_bf16_autocast():
         assert conv(torch.randn(1, 4, 2, 8, 8)).dtype == torch.float32
         assert conv(torch.randn(1, 4, 3, 3, 3)).dtype == torch.bfloat16
     assert conv(torch.randn(1, 4, 2, 2, 2)).dtype == torch.float32  # no autocast: plain
+
+
+class InfiniteGradient(Denoise):
+    """A finite loss (0) whose gradient is infinite: sqrt(|w - w|) at 0."""
+
+    def forward(self, batch):
+        w = self.conv.weight.sum()
+        loss = (w - w.detach()).abs().sqrt() + 0 * batch["image"].mean()
+        return loss, {"loss": float(loss.detach())}
+
+
+def test_a_non_finite_gradient_norm_stops_the_run_naming_the_step(tmp_path, monkeypatch, capsys):
+    train = TrainConfig(steps=3, batch_size=2, progress=False, amp="off")
+    trainer = Trainer(InfiniteGradient(), Volumes(), train, OptimConfig(), tmp_path)
+    with pytest.raises(FloatingPointError, match="non-finite gradient norm at step 1"):
+        trainer.fit()
+    from brainfoundry import cli
+
+    def diverge(**kwargs):
+        raise FloatingPointError("non-finite gradient norm at step 1")
+
+    cli._register()  # the commands, registered on the real app first
+    monkeypatch.setattr(cli, "app", diverge)  # the CLI's handler, not a whole training run
+    assert cli.main(["pretrain"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: training diverged: non-finite gradient norm at step 1"
+    )

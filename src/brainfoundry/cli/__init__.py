@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrainFoundryError as e:
         typer.echo(f"error: {e}", err=True)
         return 2
+    except FloatingPointError as e:  # the trainer's non-finite loss or gradient: not a crash
+        typer.echo(f"error: training diverged: {e}", err=True)
+        return 1
     except SystemExit as e:
         if e.code is None:
             return 0
