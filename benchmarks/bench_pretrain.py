@@ -32,6 +32,8 @@ def one_case(family: str, size: str, patch: int, batch: int, method: str, steps:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from brainfoundry.engine import OptimConfig, amp
+    from brainfoundry.engine.loop import build_optimizer
     from brainfoundry.models.backbones import create_backbone
     from brainfoundry.ssl import create_objective
 
@@ -40,7 +42,7 @@ def one_case(family: str, size: str, patch: int, batch: int, method: str, steps:
     bb = create_backbone(family, in_channels=1, out_channels=1, size=size)
     kw = {"block_size": 8} if method != "contrastive" else {}
     obj = create_objective(method, bb, **kw)
-    opt = torch.optim.AdamW(obj.parameters(), lr=1e-4)
+    opt = build_optimizer(obj, OptimConfig(lr=1e-4))  # the Trainer's: fused AdamW
     x = torch.randn(batch, channels, patch, patch, patch)
     b = {
         "image": x,
@@ -49,10 +51,21 @@ def one_case(family: str, size: str, patch: int, batch: int, method: str, steps:
         "views": torch.stack([x, x.flip(-1)], 1),
     }
 
+    def forward_backward(dtype):
+        with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss, _ = obj(b)
+        loss.backward()
+
+    def probe(dtype):  # as the Trainer's: no optimizer step
+        forward_backward(dtype)
+        obj.zero_grad(set_to_none=True)
+
+    cpu = torch.device("cpu")
+    choice = amp.resolve("auto", cpu, probe, amp.probe_key(cpu, obj, tuple(x.shape)))
+
     def step():
         opt.zero_grad(set_to_none=True)
-        loss, _ = obj(b)
-        loss.backward()
+        forward_backward(choice.dtype)
         opt.step()
 
     step()
@@ -71,6 +84,7 @@ def one_case(family: str, size: str, patch: int, batch: int, method: str, steps:
         "samples_s": batch / dt,
         "gflops": flops / dt / 1e9,
         "peak_mb": rss,
+        "amp": "fp32" if choice.chosen == "off" else choice.chosen,
     }
 
 
@@ -112,6 +126,7 @@ def main() -> None:
                     f"{fam}/{size}",
                     f"{patch}³ × {batch}",
                     method,
+                    r["amp"],
                     r["params_m"],
                     r["samples_s"],
                     r["step_s"],
@@ -134,6 +149,7 @@ def main() -> None:
                     "backbone",
                     "patch × batch",
                     "objective",
+                    "precision (amp=auto)",
                     "params M",
                     "samples/s",
                     "s/step",
@@ -144,7 +160,10 @@ def main() -> None:
                 rows,
             ),
             "GFLOP/s counts forward + backward FLOPs of one step (FlopCounterMode) over its time; "
-            "the optimizer and data movement add time but no counted FLOPs.",
+            "the optimizer and data movement add time but no counted FLOPs. Each step is the "
+            "Trainer's: fused AdamW, in the precision `train.amp=auto` picks on this machine "
+            "(engine/amp.py), so a bf16 row can exceed the fp32 GEMM peak; step.md compares "
+            "against the old fp32 step.",
         ]
     )
     print(text)
