@@ -146,3 +146,23 @@ def test_a_non_finite_gradient_norm_stops_the_run_naming_the_step(tmp_path, monk
     assert capsys.readouterr().err.strip() == (
         "error: training diverged: non-finite gradient norm at step 1"
     )
+
+
+def test_adamw_is_fused_on_one_cpu_device():
+    """The default AdamW is the fused kernel (the unfused CPU loop was a third of a primus:S
+    step, benchmarks/results/step.md); SGD is unchanged."""
+    from brainfoundry.engine.loop import build_optimizer
+
+    opt = build_optimizer(torch.nn.Conv3d(1, 2, 3), OptimConfig())
+    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["fused"] is True
+    assert isinstance(build_optimizer(torch.nn.Linear(2, 2), OptimConfig(optimizer="sgd")),
+                      torch.optim.SGD)  # fmt: skip
+
+
+def test_an_unwritable_cache_warns_and_the_verdict_still_holds(bf16_cpu, monkeypatch, capsys):
+    monkeypatch.setenv("BRAINFOUNDRY_CACHE", "/proc/no-such-dir")
+    step, calls = sleeper(0.03, 0.01)
+    assert amp.resolve("auto", CPU, step, key="ro").chosen == "bf16"
+    assert "not cached" in capsys.readouterr().err
+    n = len(calls)
+    assert amp.resolve("auto", CPU, step, key="ro").chosen == "bf16" and len(calls) == n

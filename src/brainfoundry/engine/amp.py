@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -156,8 +157,9 @@ def _store(key: str, choice: AmpChoice) -> None:
         old = old if isinstance(old, dict) else {}
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps({**old, key: entry}, indent=1))
-    except (OSError, ValueError):
-        pass  # a read-only home: the verdict still holds for this process
+    except (OSError, ValueError) as e:  # e.g. a read-only home: the verdict holds in-process
+        print(f"warning: amp verdict not cached ({path}: {e}); the next process measures again",
+              file=sys.stderr)  # fmt: skip
 
 
 def write_choice(run_dir: Path, choice: AmpChoice) -> None:
