@@ -47,3 +47,17 @@ def test_an_unreadable_session_is_named_in_the_runs_warnings(tmp_path, task_data
     assert len(said) == 1 and any(said[0] in line for line in logs)
     n_cases = next(line for line in logs if "labelled fine-tuning cases" in line)
     assert n_cases.startswith("brainage: 9 labelled")  # 10 sessions, one unreadable
+
+
+def test_a_validation_set_smaller_than_asked_is_a_warning(tmp_path, task_data):
+    """10 cases less 7 shots leave 3: val_cases=5 cannot be met, and the run says so."""
+    cfg = FinetuneConfig.load("cpu-tiny", None, ["task=brainage", "shots=7", "seeds=[0]",
+                                                 "train.steps=0", "val_cases=5"])  # fmt: skip
+    logs: list[str] = []
+    finetune(cfg, task_data["brainage"] / "finetune", tmp_path / "out", log=logs.append)
+    record = json.loads((tmp_path / "out" / "finetune.json").read_text())
+    said = [w for w in record["warnings"] if "val_cases=5 asked" in w]
+    assert said == ["val_cases=5 asked, but 10 cases less 7 for training leave 3: validating on 3"]
+    assert any(said[0] in line for line in logs)
+    splits = json.loads((tmp_path / "out" / "seed_0" / "splits.json").read_text())
+    assert len(splits["val"]) == 3

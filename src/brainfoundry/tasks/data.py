@@ -164,14 +164,18 @@ def dropped_labels(store: Store, spec: TaskSpec) -> list[str]:
     return list(dict.fromkeys(out))  # a session of several grids is said once
 
 
+def default_shots(n: int) -> int:
+    """Training cases when `--shots` is not given: all but a fifth (at least 2 validate)."""
+    return n - max(2, n // 5)
+
+
 def few_shot_split(
     cases: pd.DataFrame, shots: int | None, seed: int, stratify: bool, n_val: int | None = None
 ) -> dict:
     """Draw `shots` training cases (per-class proportional when `stratify`, at least one of
     each class), seeded; the rest (or `n_val` of them) validate. Deterministic per seed."""
     n = len(cases)
-    if shots is None:
-        shots = n - max(2, n // 5)
+    shots = default_shots(n) if shots is None else shots
     if not 1 <= shots < n:
         raise ConfigError(f"--shots {shots}: need 1 <= shots < {n} labelled fine-tuning cases")
     rng = np.random.default_rng(seed)

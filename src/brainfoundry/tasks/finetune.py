@@ -31,6 +31,7 @@ from ..run_config import BackboneConfig, RunConfig, SamplingConfig
 from .data import (
     case_table,
     case_targets,
+    default_shots,
     dropped_labels,
     few_shot_split,
     prepare_errors,
@@ -162,13 +163,18 @@ def _init_overrides(cfg: FinetuneConfig, card: ModelCard | None, spacing, norm) 
 
 def _data_warnings(cfg: FinetuneConfig, spec, store, cases) -> list[str]:
     """What the data loses before training, said out loud: scans prepare could not read,
-    sessions whose label map prepare could not use (a case fewer), and brains that the
-    case-level input box centre-crops."""
+    sessions whose label map prepare could not use (a case fewer), brains that the
+    case-level input box centre-crops, and a validation set smaller than asked."""
     from ..data.volume_dataset import crop_warnings
 
     out = prepare_errors(store) + dropped_labels(store, spec)
     if spec.type != "segmentation":
         out += crop_warnings(store, cases["key"], _case_box(cfg, store))
+    shots = default_shots(len(cases)) if cfg.shots is None else cfg.shots
+    left = len(cases) - shots
+    if cfg.val_cases and 0 < left < cfg.val_cases:
+        out.append(f"val_cases={cfg.val_cases} asked, but {len(cases)} cases less "
+                   f"{shots} for training leave {left}: validating on {left}")  # fmt: skip
     return out
 
 
