@@ -14,7 +14,7 @@ def pretrain(
     store: Path = typer.Option(..., "--store", "-s", help="A store made by `prepare`."),
     output: Path = typer.Option(..., "--output", "-o", help="Run folder (created; resumable)."),
     method: str = typer.Option(None, help="Objective: mae, contrastive, hybrid, cross-modal."),
-    backbone: str = typer.Option(None, help="Backbone family: resenc or primus."),
+    backbone: str = typer.Option(None, help="Backbone family: resenc, primus, cnn2d or vit2d."),
     preset: str = typer.Option("cpu-small", help="cpu-tiny, cpu-small, gpu-base, gpu-large."),
     size: str = typer.Option(None, help="Backbone size preset (e.g. tiny, small, base, L)."),
     steps: int = typer.Option(None, help="Optimizer steps (overrides the preset)."),

@@ -40,6 +40,7 @@ class Channelwise(nn.Module):
         self.embed_dim = shared.embed_dim
         self.feature_channels = list(shared.feature_channels)
         self.min_input_multiple = shared.min_input_multiple
+        self.dense = shared.dense
         self.in_proj_keys = ()  # nothing is channel-adapted: the stem stays one-channel
 
     def arch(self) -> dict[str, Any]:

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
+from ..models.backbones.views import PROJECTIONS_ONLY
 from ..registry import Registry
 from .calibration import jackknife_plus
 
@@ -306,6 +308,8 @@ class SegmentationModel(nn.Module):
 
     def __init__(self, backbone: Backbone | Channelwise, dice_weight: float = 1.0, **_: object):
         super().__init__()
+        if not getattr(backbone, "dense", True):  # e.g. a 2-D backbone on projections
+            raise ConfigError(PROJECTIONS_ONLY)
         self.backbone = backbone
         self.dice_weight = dice_weight
 

@@ -1,4 +1,6 @@
-"""Backbone registry: `create_backbone("resenc" | "primus", in_channels, out_channels, size)`.
+"""Backbone registry: `create_backbone("resenc" | "primus" | "cnn2d" | "vit2d", in_channels,
+out_channels, size)`. cnn2d / vit2d are 2-D networks on slices or projections of the volume
+(`views.py`), behind the same 3-D interface.
 
 Every backbone has the same small interface (see `base.Backbone`): `encode(x, keep=None)` →
 features (deepest last), `decode(feats)` → full-resolution map, `arch()` → recipe for the card.
@@ -44,6 +46,6 @@ def create_backbone(
 
 
 # registration happens on import of each family
-from . import primus, resenc  # noqa: E402,F401
+from . import cnn2d, primus, resenc, vit2d  # noqa: E402,F401
 
 __all__ = ["BACKBONES", "Backbone", "create_backbone"]

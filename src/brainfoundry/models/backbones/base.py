@@ -27,10 +27,13 @@ class Backbone(nn.Module):
         min_input_multiple: each spatial size must be a multiple of this.
         in_proj_keys: state-dict keys (without ``.weight``) of the convolutions that see the input
             channels; checkpoint loading adapts these when the channel count changes.
+        dense: whether `decode` gives a full-resolution map (False: case-level features only,
+            e.g. a 2-D backbone on projections); segmentation heads check it when built.
     """
 
     name: str = ""
     in_proj_keys: tuple[str, ...] = ()
+    dense: bool = True
 
     def __init__(self, size: str, kwargs: dict[str, Any]):
         super().__init__()

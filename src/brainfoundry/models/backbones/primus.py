@@ -59,19 +59,22 @@ class LayerNormNd(nn.Module):
 
 
 class PatchEmbed(nn.Module):
-    def __init__(self, patch: int, in_channels: int, dim: int):
+    def __init__(self, patch: int, in_channels: int, dim: int, ndim: int = 3):
         super().__init__()
-        self.proj = nn.Conv3d(in_channels, dim, kernel_size=patch, stride=patch)
+        conv = nn.Conv3d if ndim == 3 else nn.Conv2d  # 2-D: the vit2d family
+        self.proj = conv(in_channels, dim, kernel_size=patch, stride=patch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(x)
 
 
 class PatchDecode(nn.Module):
-    """log2(patch) ×2 transposed convs, channels shrinking geometrically (DNA's channel rule)."""
+    """log2(patch) ×2 transposed convs, channels shrinking geometrically (DNA's channel rule);
+    `ndim` 2 for the vit2d family."""
 
-    def __init__(self, patch: int, dim: int, out_channels: int):
+    def __init__(self, patch: int, dim: int, out_channels: int, ndim: int = 3):
         super().__init__()
+        up = nn.ConvTranspose3d if ndim == 3 else nn.ConvTranspose2d
         n = int(math.log2(patch))
         if 2**n != patch:
             raise ConfigError(f"primus patch_size must be a power of two, got {patch}")
@@ -82,12 +85,12 @@ class PatchDecode(nn.Module):
         for s in range(n - 1):
             stages.append(
                 nn.Sequential(
-                    nn.ConvTranspose3d(ch[s], ch[s + 1], kernel_size=2, stride=2),
+                    up(ch[s], ch[s + 1], kernel_size=2, stride=2),
                     LayerNormNd(ch[s + 1]),
                     nn.GELU(),
                 )
             )
-        stages.append(nn.ConvTranspose3d(ch[-2], ch[-1], kernel_size=2, stride=2))
+        stages.append(up(ch[-2], ch[-1], kernel_size=2, stride=2))
         self.decode = nn.Sequential(*stages)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
