@@ -1,5 +1,5 @@
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 
@@ -36,6 +36,22 @@ def test_overrides_are_typed():
     )
     assert cfg.inner.lr == 0.5 and cfg.inner.steps == 7
     assert cfg.spacing == (2.0, 2.0, 2.0) and cfg.clip is None and cfg.tags == ["a", "b"]
+
+
+@dataclass
+class WithOptions:
+    inner: Inner = field(default_factory=Inner)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def test_an_override_adds_a_key_to_a_free_form_mapping_only():
+    """`model.kwargs.view=projections` adds an option; a typo in a typed section stays an error."""
+    cfg = apply_overrides(WithOptions(), ["kwargs.view=projections", "kwargs.image_size=64"])
+    assert cfg.kwargs == {"view": "projections", "image_size": 64}
+    with pytest.raises(ConfigError, match="no config key"):
+        apply_overrides(WithOptions(), ["inner.nope=1"])
+    with pytest.raises(ConfigError, match="no config section"):
+        apply_overrides(WithOptions(), ["kwargs.a.b=1"])
 
 
 def test_yaml_then_overrides(tmp_path):

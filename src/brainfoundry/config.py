@@ -145,10 +145,34 @@ def apply_overrides(cfg: C, overrides: list[str]) -> C:
             if not isinstance(node, dict) or p not in node:
                 raise ConfigError(f"override {item!r}: no config section {p!r}")
             node = node[p]
-        if not isinstance(node, dict) or parts[-1] not in node:
+        free = _free_mapping(type(cfg), parts[:-1])  # e.g. model.kwargs: any key may be added
+        if not isinstance(node, dict) or (parts[-1] not in node and not free):
             raise ConfigError(f"override {item!r}: no config key {key!r}")
         node[parts[-1]] = value
     return from_dict(type(cfg), data)
+
+
+def _free_mapping(cls: Any, path: list[str]) -> bool:
+    """Whether `path` names a `dict[...]` field (free-form options such as `model.kwargs`),
+    where an override may add a key the defaults do not have."""
+    tp: Any = cls
+    for name in path:
+        tp = _unwrap_optional(tp)
+        if not (dataclasses.is_dataclass(tp) and isinstance(tp, type)):
+            return False
+        hints = typing.get_type_hints(tp)
+        if name not in hints:
+            return False
+        tp = hints[name]
+    return bool(path) and typing.get_origin(_unwrap_optional(tp)) is dict
+
+
+def _unwrap_optional(tp: Any) -> Any:
+    """`T | None` -> T (other unions and plain types pass through)."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return tp
 
 
 def load_config(

@@ -199,6 +199,7 @@ def test_vit2d_projections_pretrain_finetune_predict_case_level(tmp_path, store,
     bad = ["pretrain", "--store", str(store), "-o", str(tmp_path / "bad"), "--preset", "cpu-tiny",
            "--method", "mae", *FAST, *proj]  # fmt: skip
     assert main(bad) == 2 and REFUSAL in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()  # refused before the run folder is made
     card, out, sub = _pipeline(
         tmp_path, store, data["infarct"], "infarct",
         [*proj, "--method", "contrastive"], ["--shots", "4", "train.steps=1"],

@@ -13,7 +13,7 @@ from . import app
 def pretrain(
     store: Path = typer.Option(..., "--store", "-s", help="A store made by `prepare`."),
     output: Path = typer.Option(..., "--output", "-o", help="Run folder (created; resumable)."),
-    method: str = typer.Option(None, help="Objective: mae, contrastive, hybrid, cross-modal."),
+    method: str = typer.Option(None, help="mae, contrastive, hybrid, cross-modal or dino."),
     backbone: str = typer.Option(None, help="Backbone family: resenc, primus, cnn2d or vit2d."),
     preset: str = typer.Option("cpu-small", help="cpu-tiny, cpu-small, gpu-base, gpu-large."),
     size: str = typer.Option(None, help="Backbone size preset (e.g. tiny, small, base, L)."),

@@ -102,6 +102,11 @@ class Trainer:
     step on that step's last micro-batch (without gradients, under the step's autocast) and its
     values join the step's logs; a step that returns any is logged even off `log_every` (e.g.
     pretraining's health metrics and online probe, `ssl.monitor`). It runs on every rank.
+
+    A model with a method `after_optimizer_step(step, total_steps)` has it called exactly once
+    after each optimizer step (after the EMA update, before `step_metrics`), with the number of
+    steps taken so far and `train.steps`, on every rank: the place for state that follows the
+    weights rather than the gradients (an EMA teacher, centring statistics; `ssl.dino`).
     """
 
     def __init__(
@@ -369,6 +374,8 @@ class Trainer:
                 continue
             gnorm = self._optimizer_step()
             self.step = step + 1
+            if (after := getattr(self.model, "after_optimizer_step", None)) is not None:
+                after(self.step, self.train.steps)
             logs = self._step_logs(acc, lr, gnorm, seen, t0)
             extra = self._extra_metrics(batch)
             logs.update(extra)

@@ -6,6 +6,7 @@ An objective wraps a backbone and returns `(loss, logs)` from a batch; see `base
 from .base import OBJECTIVES, Objective, create_objective
 from .contrastive import Contrastive
 from .cross_modal import CrossModal
+from .dino import Dino
 from .hybrid import Hybrid
 from .mae import MAE
 
@@ -14,6 +15,7 @@ __all__ = [
     "OBJECTIVES",
     "Contrastive",
     "CrossModal",
+    "Dino",
     "Hybrid",
     "Objective",
     "create_objective",

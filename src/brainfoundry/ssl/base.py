@@ -44,18 +44,32 @@ class Objective(nn.Module):
 
     #: backbone families this objective supports
     families: tuple[str, ...] = ("cnn", "transformer")
+    #: augmented views per sample the dataset must give (`views` when more than one)
+    n_views: int = 1
+    #: whether the loss needs `decode`'s full-resolution map (masked reconstruction): a
+    #: backbone without one (a 2-D model on projections) is refused before the run starts
+    decodes: bool = False
 
     def __init__(self, backbone: Backbone):
         super().__init__()
         self.backbone = backbone
         fam = family(backbone)
-        if fam not in self.families:
-            from ..errors import ConfigError
+        from ..errors import ConfigError
 
+        if fam not in self.families:
             raise ConfigError(f"objective {type(self).__name__} does not support {fam} backbones")
+        if self.decodes and not getattr(backbone, "dense", True):
+            from ..models.backbones.views import PROJECTIONS_ONLY
+
+            raise ConfigError(f"objective {type(self).__name__}: {PROJECTIONS_ONLY}")
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:  # pragma: no cover
         raise NotImplementedError
+
+    def after_optimizer_step(self, step: int, total_steps: int) -> None:
+        """Called by the Trainer once after each optimizer step (`step` steps taken of
+        `total_steps`): state that follows the weights, not the gradients (`dino`'s EMA teacher
+        and centres). Nothing by default."""
 
     def health_views(self, batch: dict) -> list[torch.Tensor]:
         """The unmasked inputs [B, C, D, H, W] the health metrics embed (`ssl.monitor`): one

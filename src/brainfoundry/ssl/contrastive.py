@@ -27,6 +27,8 @@ def projection_head(dim: int, hidden: int, out: int) -> nn.Sequential:
 
 @OBJECTIVES.register("contrastive")
 class Contrastive(Objective):
+    n_views = 2
+
     def __init__(
         self, backbone: Backbone, proj_dim: int = 128, hidden: int = 512, temperature: float = 0.1
     ):

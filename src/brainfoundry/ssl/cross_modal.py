@@ -39,6 +39,8 @@ def pick_pairs(present: torch.Tensor, gens: list[torch.Generator]) -> tuple[list
 
 @OBJECTIVES.register("cross-modal")
 class CrossModal(RecConMix):
+    n_views = 1  # its positives are the session's sequences, not augmented views
+
     def __init__(
         self,
         backbone: Backbone,

@@ -25,6 +25,8 @@ class RecConMix(Contrastive):
     They keep their own `__init__` signatures: defaults differ, and `objective_kwargs` reads them.
     """
 
+    decodes = True
+
     def __init__(
         self,
         backbone: Backbone,

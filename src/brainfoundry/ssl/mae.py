@@ -53,6 +53,8 @@ def masked_reconstruction(
 class MAE(Objective):
     """Reconstruct masked blocks (CNN) or dropped tokens (transformer) of the input."""
 
+    decodes = True
+
     def __init__(
         self,
         backbone: Backbone,

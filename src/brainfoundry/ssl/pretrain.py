@@ -105,8 +105,7 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path, *, resume: bool = True, l
     objective = create_objective(method, backbone, **objective_kwargs(cfg.objective))
     monitor = build_monitor(cfg.monitor, cfg.train.log_every, store.plan, backbone)
     main = _open_run(cfg, run_dir, resume, log)  # after every check that needs no run folder
-    n_views = 2 if method in ("contrastive", "hybrid") else 1
-    dataset = build_dataset(cfg, store, n_views)
+    dataset = build_dataset(cfg, store, objective.n_views)
     card = _card(cfg, backbone, store.plan)
 
     def export(model, step: int, ema: dict | None) -> None:
