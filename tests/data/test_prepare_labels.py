@@ -39,16 +39,20 @@ def test_a_label_on_none_of_its_sessions_grids_is_a_counted_warning(tmp_path, mn
     rc = main(["prepare", str(tmp_path / "raw"), str(store), "--spacing", "8", "-q"])
     assert rc == 0  # the scans are kept: a warning, not an error
     out, err = capsys.readouterr()
-    assert "0 errors, 1 warnings" in out
+    # flair_2 (another grid) is registered onto flair's grid: a warning of its own
+    moved = str(tmp_path / "raw" / "preprocessed" / "sub_1" / "ses_1" / "flair_2.nii.gz")
+    assert "0 errors, 2 warnings" in out
     assert f"warning: sub_1/ses_1: {seg}" in err and "matches none of the session's grids" in err
+    assert f"warning: sub_1/ses_1: {moved}" in err and "rigid registration" in err
     lines = (store / "warnings.jsonl").read_text().splitlines()
-    assert [json.loads(x)["path"] for x in lines] == [str(seg)]
+    assert [json.loads(x)["path"] for x in lines] == [str(seg), moved]
     assert (store / "errors.jsonl").read_text() == ""
     m = Store(store).manifest
     lost = m[m["subject"] == "sub_1"]
     assert len(lost) == 2 and lost["seg"].isna().all() and (lost["seg_dropped"] == str(seg)).all()
+    assert lost["group"].nunique() == 1  # one grid: stackable as channels
     again = prepare(tmp_path / "raw", store, CFG, progress=False, log=lambda _: None)
-    assert again.n_skipped == 2 and [w["path"] for w in again.warnings] == [str(seg)]
+    assert again.n_skipped == 2 and [w["path"] for w in again.warnings] == [str(seg), moved]
     # the task then has one case, and says which session it lost and why
     (tmp_path / "lesion.yaml").write_text(SPEC)
     spec = get_task(str(tmp_path / "lesion.yaml"))
@@ -58,15 +62,32 @@ def test_a_label_on_none_of_its_sessions_grids_is_a_counted_warning(tmp_path, mn
     assert dropped_labels(Store(store), get_task("brainage")) == []  # its labels are label.txt
 
 
-def test_the_label_goes_to_the_grid_it_fits(tmp_path, mni):
-    """Two grids, the label on the second: that group gets it, nothing is dropped."""
+def _two_grids_label_on_second(root, mni):
     data, affine = mni
-    root = tmp_path / "raw"
     save(root / "preprocessed" / "sub_1" / "ses_1" / "flair.nii.gz", data[:-3], affine)
     save(root / "preprocessed" / "sub_1" / "ses_1" / "flair_2.nii.gz", data, affine)
     save(root / "labels" / "sub_1" / "ses_1" / "seg.nii.gz", (data > 0).astype(np.uint8), affine)
-    res = prepare(root, tmp_path / "store", CFG, progress=False, log=lambda _: None)
+    return root / "preprocessed" / "sub_1" / "ses_1" / "flair.nii.gz"
+
+
+def test_the_label_goes_to_the_grid_it_fits(tmp_path, mni):
+    """Two grids, the label on the second: its grid is the reference, the other scan is
+    registered onto it (a warning), and both scans carry the label; nothing is dropped."""
+    moved = _two_grids_label_on_second(tmp_path / "raw", mni)
+    res = prepare(tmp_path / "raw", tmp_path / "store", CFG, progress=False, log=lambda _: None)
+    assert res.errors == [] and [w["path"] for w in res.warnings] == [str(moved)]
+    m = Store(tmp_path / "store").manifest
+    assert m["seg"].notna().sum() == 2 and m["seg_dropped"].isna().all()
+    assert m["group"].nunique() == 1
+    assert m.loc[m["seg"].notna(), "seg_range"].iloc[0].tolist() == [0, 1]
+
+
+def test_with_coregister_off_each_grid_is_a_group_and_the_label_goes_to_its_grid(tmp_path, mni):
+    _two_grids_label_on_second(tmp_path / "raw", mni)
+    off = PrepareConfig(preprocess=PreprocessConfig(spacing=(8.0, 8.0, 8.0), coregister="off"))
+    res = prepare(tmp_path / "raw", tmp_path / "store", off, progress=False, log=lambda _: None)
     assert res.errors == [] and res.warnings == []
     m = Store(tmp_path / "store").manifest
     assert m["seg"].notna().sum() == 1 and m["seg_dropped"].isna().all()
+    assert m["group"].nunique() == 2
     assert m.loc[m["seg"].notna(), "seg_range"].iloc[0].tolist() == [0, 1]

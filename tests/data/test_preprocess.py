@@ -135,11 +135,12 @@ def test_quantile_refuses_clipping():
         PreprocessConfig(normalization="rank")  # never a silent "no normalisation"
 
 
-def test_session_scans_must_share_a_grid(mni):
+def test_session_scans_must_share_a_grid_with_coregister_off(mni):
     data, affine = mni
     with pytest.raises(InputError, match="not co-registered"):
         preprocess_group(
-            [Volume(data, affine, "a"), Volume(data[1:], affine, "b")], PreprocessConfig()
+            [Volume(data, affine, "a"), Volume(data[1:], affine, "b")],
+            PreprocessConfig(coregister="off"),
         )
     with pytest.raises(InputError, match="label shape"):
         preprocess_group(

@@ -1,11 +1,15 @@
 """`prepare`: raw scans in any supported layout → a store, in parallel, sharded and resumable.
 
 The unit of work is a session's group of co-registered scans (one grid): they share one crop
-and are stackable as channels. A worker writes arrays first and the record last, each
-atomically, so a killed run resumes by skipping sessions whose records exist and match the
-source files. Bad inputs become one line each in errors.jsonl; they never stop the run. What is
-kept but changed (a label map on none of its session's grids, so not used) is one line each in
-warnings.jsonl, and stays in the scans' records so that a resumed run reports it again.
+and are stackable as channels. Scans of a session on other grids join the reference's group
+(the grid of the session's label map, else the first scan's), registered and resampled onto it
+per `preprocess.coregister` (each one a warning; one that cannot be registered an error of its
+own); with `coregister=off` each grid is a group of its own. A worker writes arrays first and
+the record last, each atomically, so a killed run resumes by skipping sessions whose records
+exist and match the source files. Bad inputs become one line each in errors.jsonl; they never
+stop the run. What is kept but changed (a label map on none of its session's grids, so not
+used; a scan resampled onto the reference grid) is one line each in warnings.jsonl, and stays
+in the scans' records so that a resumed run reports it again.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import os
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +33,7 @@ from ..io.layouts import ScanEntry, discover
 from ..io.volume import Volume, read_volume
 from ..workers import init_worker
 from .arrays import ArrayFormat, write_array
+from .coregister import onto_reference, same_grid
 from .preprocess import PreprocessConfig, Preprocessed, preprocess_group
 from .store import merge, scan_id, target_column
 
@@ -121,8 +126,7 @@ def _coregistered(
     groups: list[list[tuple[ScanEntry, Volume]]] = []
     for ev in vols:
         for g in groups:
-            ref = g[0][1]
-            if ref.shape == ev[1].shape and np.allclose(ref.affine, ev[1].affine, atol=1e-3):
+            if same_grid(g[0][1], ev[1]):
                 g.append(ev)
                 break
         else:
@@ -165,15 +169,54 @@ def _labels(
     return picks, unused
 
 
+def _onto_one_grid(
+    root: Path,
+    groups: list[list[tuple[ScanEntry, Volume]]],
+    labels: list[Label],
+    cfg: PrepareConfig,
+) -> tuple[list[tuple[ScanEntry, Volume]], list[Volume], Label, list[dict], list[dict]]:
+    """A session's grid groups as one: the reference scan (the first of the label's group, else
+    of the first group) and every other scan brought onto its grid (`coregister.
+    onto_reference`). Returns the group's (entry, source volume) pairs, their volumes on the
+    reference grid, its label, and the errors (a scan that cannot be registered, marked failed)
+    and warnings (one per scan changed)."""
+    r = next((i for i, lab in enumerate(labels) if lab is not None), 0)
+    rest = groups[r][1:] + [ev for i, g in enumerate(groups) if i != r for ev in g]
+    ref = groups[r][0][1]
+    group, aligned = [groups[r][0]], [ref]
+    errors, warnings = [], []
+    for e, v in rest:
+        try:
+            moved, note = onto_reference(
+                ref, v, cfg.preprocess.coregister, cfg.preprocess.interpolation
+            )
+        except InputError as err:
+            errors.append(_fail(root, e, err.path, err.problem))
+            continue
+        group.append((e, v))
+        aligned.append(moved)
+        if note:
+            warnings.append(_error(e.path, note, e, kind="warning"))
+    return group, aligned, labels[r], errors, warnings
+
+
 def _preprocess(
-    root: Path, group: list[tuple[ScanEntry, Volume]], label: Label, cfg: PrepareConfig
+    root: Path,
+    group: list[tuple[ScanEntry, Volume]],
+    label: Label,
+    cfg: PrepareConfig,
+    aligned: list[Volume] | None = None,
 ) -> tuple[Preprocessed | None, list[dict]]:
     """The group preprocessed with its label map, or None and one error per scan (each also
-    marked failed) when an input is bad or preprocessing breaks."""
+    marked failed) when an input is bad or preprocessing breaks. `aligned`: the group's volumes
+    already on one grid (`_onto_one_grid`), else the group's own."""
     try:
         if isinstance(label, InputError):
             raise label
-        return preprocess_group([v for _, v in group], cfg.preprocess, label), []
+        if aligned is None:
+            return preprocess_group([v for _, v in group], cfg.preprocess, label), []
+        on_one_grid = replace(cfg.preprocess, coregister="off")  # aligned already
+        return preprocess_group(aligned, on_one_grid, label), []
     except InputError as err:
         return None, [_fail(root, e, err.path, err.problem) for e, _ in group]
     except (ValueError, RuntimeError, MemoryError) as err:
@@ -287,11 +330,18 @@ def process_session(
     labels, unused = _labels(groups)
     warnings = [_error(e.seg_path or "", msg, e, kind="warning") for e, msg in unused]
     dropped = ", ".join(e.seg_path or "" for e, _ in unused) or None
+    aligned: list[list[Volume] | None] = [None] * len(groups)
+    mode = cfg.preprocess.coregister
+    if mode == "rigid" or (len(groups) > 1 and mode != "off"):
+        group, one, label, errs, moved = _onto_one_grid(root, groups, labels, cfg)
+        groups, aligned, labels = [group], [one], [label]
+        errors.extend(errs)
+        warnings.extend(moved)
     written = 0
     for gi, (group, label) in enumerate(zip(groups, labels)):
         e0 = group[0][0]
         gid = scan_id(e0.dataset, e0.subject, e0.session, f"g{gi}")
-        pre, errs = _preprocess(root, group, label, cfg)
+        pre, errs = _preprocess(root, group, label, cfg, aligned[gi])
         errors.extend(errs)
         if pre is not None:
             kept = _label_fields(label, pre, dropped, warnings)
@@ -457,6 +507,10 @@ def _check_plan(store: Path, cfg: PrepareConfig) -> None:
     if p.exists():
         have = json.loads(p.read_text())
         mine = {k: have.get(k) for k in want}
+        if isinstance(mine["preprocess"], dict) and "coregister" not in mine["preprocess"]:
+            # a plan from before the setting: sessions on one grid were kept as "auto" keeps
+            # them (a session on several grids became one group per grid, as "off" does now)
+            mine["preprocess"] = {**mine["preprocess"], "coregister": "auto"}
         if mine != want:
             raise BrainFoundryError(
                 f"{p}: this store was prepared with other settings "

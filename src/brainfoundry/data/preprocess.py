@@ -1,7 +1,9 @@
 """Per-session preprocessing: RAS reorientation → resampling → foreground crop → normalisation.
 
-Every step is recorded in a `Geometry`, so `restore` maps an array in preprocessed space (a
-prediction) back onto the exact grid and affine of the input file.
+Scans of a session on other grids than the first (the reference) are first brought onto its
+grid (`coregister`: rigid registration when the grids differ, by default). Every step is
+recorded in a `Geometry`, so `restore` maps an array in preprocessed space (a prediction) back
+onto the exact grid and affine of the reference input file.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputError
 from ..io.volume import Volume
+from .coregister import align_session, check_mode
 from .resample import resample, resample_labels, target_shape
 
 
@@ -41,8 +44,14 @@ class PreprocessConfig:
     # 0.67 vs 0.74 AUROC (DWI quantiles), 0.57 vs 0.67 (random conv) (benchmarks/results/clip.md)
     clip_percentiles: tuple[float, float] | None = None
     dtype: Literal["float16", "float32"] = "float16"
+    # scans of a session on another grid than the reference (the first): "auto" registers them
+    # rigidly onto it, then resamples them onto its grid (a session on one grid is untouched);
+    # "rigid" registers every scan, even on one grid; "header" only resamples (trusts the
+    # headers); "off" refuses another grid (`data.coregister`)
+    coregister: Literal["off", "header", "auto", "rigid"] = "auto"
 
     def __post_init__(self) -> None:
+        check_mode(self.coregister)
         if self.normalization not in ("quantile", "zscore", "none"):
             raise ConfigError(
                 f"preprocess.normalization {self.normalization!r}: use quantile, zscore or none"
@@ -153,6 +162,7 @@ class Preprocessed:
     geometry: Geometry
     stats: list[dict]  # per image: fg_mean, fg_std, fg_fraction
     fg_mask: np.ndarray
+    warnings: list[str] = field(default_factory=list)  # scans moved onto the reference grid
 
 
 def _check_grids(vols: list[Volume], seg: Volume | None) -> None:
@@ -209,7 +219,9 @@ def _stored_affine(
 def preprocess_group(
     vols: list[Volume], cfg: PreprocessConfig, seg: Volume | None = None
 ) -> Preprocessed:
-    """Preprocess co-registered scans of one session together (one crop, one geometry)."""
+    """Preprocess the scans of one session together (one crop, one geometry): those on another
+    grid than the first are first brought onto it (`cfg.coregister`, each one a warning)."""
+    vols, notes = align_session(vols, cfg.coregister, cfg.interpolation)
     _check_grids(vols, seg)
     ref = vols[0]
     canon = [to_ras(v) for v in vols]
@@ -246,7 +258,8 @@ def preprocess_group(
         affine=_stored_affine(affine, canon[0][0].shape, new_shape, box),
     )
     out, stats = [im for im, _ in done], [st for _, st in done]
-    return Preprocessed(out, label[sl] if label is not None else None, geom, stats, mask[sl])
+    lab = label[sl] if label is not None else None
+    return Preprocessed(out, lab, geom, stats, mask[sl], notes)
 
 
 def restore(

@@ -4,7 +4,9 @@ The model folder is self-contained: a `finetune` output (every `seed_*/` is load
 outputs averaged, an ensemble) or one seed folder. Each card names the sequences in channel
 order, the spacing and the normalisation; the scans get exactly the preprocessing of training
 (`data.preprocess.preprocess_group`), go through the core evaluation runs on the store
-(`inference.core`), and a mask is mapped back onto the input's own grid.
+(`inference.core`), and a mask is mapped back onto the input's own grid. A scan on another grid
+than the first given one (the reference) is registered rigidly onto it and resampled there,
+with a warning (`data.coregister`); one that cannot be registered is a one-line error.
 
 Outputs, all written atomically (a temporary name, then a rename: never a partial file):
 - classification: OUTPUT.txt with P(positive); multiclass: OUTPUT.txt with the likeliest class's
@@ -23,13 +25,14 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from ..data.coregister import Mode
 from ..data.dataset import crop_warning
 from ..errors import InputError
 from ..io.atomic import atomic_write_text
@@ -71,6 +74,7 @@ class Session:
     geometry: Geometry
     ref: Volume  # the first given scan: grid, affine and spacing of the outputs
     first: int  # its channel (the QC picture shows it)
+    warnings: list[str] = field(default_factory=list)  # scans moved onto the reference grid
 
 
 class Predictor:
@@ -139,6 +143,7 @@ class Predictor:
             out.update(self._segmentation(session, sw))
         else:
             out.update(self._case(session, precision))
+        out["warnings"] = session.warnings + out.get("warnings", [])
         out["qc_image"] = session.image[session.first]
         out["qc_prob"] = out.get("prob_preprocessed")
         out["inputs"] = {e: str(p) for e, p in zip(self.spec.channels, chosen) if p is not None}
@@ -202,33 +207,34 @@ class Predictor:
 
 
 def load_inputs(chosen: list[Path | None]) -> tuple[list[Volume], list[int]]:
-    """The given scans read, and their channel indices; they must share one shape."""
+    """The given scans read, and their channel indices (their grids may differ: preprocessing
+    brings them onto the first one's)."""
     vols, where = [], []
     for i, p in enumerate(chosen):
         if p is None:
             continue
         vols.append(read_volume(p))
         where.append(i)
-    ref = vols[0]
-    for v in vols[1:]:
-        if v.shape != ref.shape:
-            raise InputError(v.path, f"shape {v.shape} differs from {ref.path} {ref.shape}")
     return vols, where
 
 
-def preprocess_session(chosen: list[Path | None], spacing, normalization: dict | None) -> Session:
+def preprocess_session(
+    chosen: list[Path | None], spacing, normalization: dict | None, coregister: Mode = "auto"
+) -> Session:
     """Scans (one path per channel, None = missing) preprocessed with a card's recipe exactly as
-    `prepare` puts them in a store (`preprocess_group`: one crop, one geometry)."""
+    `prepare` puts them in a store (`preprocess_group`: one crop, one geometry); scans on
+    another grid than the first given one are brought onto it per `coregister`."""
     from ..data.preprocess import preprocess_group
     from ..tasks.data import preprocess_config
 
     vols, where = load_inputs(chosen)
-    pre = preprocess_group(vols, preprocess_config(spacing, normalization))
+    cfg = replace(preprocess_config(spacing, normalization), coregister=coregister)
+    pre = preprocess_group(vols, cfg)
     chans: list[np.ndarray | None] = [None] * len(chosen)
     for i, im in zip(where, pre.images):
         chans[i] = im
     image, present = stack_channels(chans)
-    return Session(image, present, pre.geometry, vols[0], where[0])
+    return Session(image, present, pre.geometry, vols[0], where[0], pre.warnings)
 
 
 def _lesion_uncertainty(probs: list[np.ndarray], prob: np.ndarray, mask, spacing) -> dict:
