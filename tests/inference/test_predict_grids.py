@@ -97,3 +97,19 @@ def test_a_scan_that_cannot_be_registered_is_one_line_and_writes_nothing(fomo, t
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and str(far) in err and "rigid registration onto" in err
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_coregister_off_refuses_another_grid_and_header_only_resamples(fomo, tmp_path, capsys):
+    model, test = fomo["meningioma"]
+    sub, inputs = case_inputs(test)
+    moved = dict(inputs, dwi_b1000=_moved(inputs["dwi_b1000"], tmp_path / "in" / "dwi.nii.gz",
+                                          deg=0.0, mm=2.0))  # fmt: skip
+    off = tmp_path / "off" / f"{sub}.nii.gz"
+    args = ["predict", "-m", str(model), *_flags(moved)]
+    assert main([*args, "-o", str(off), "--coregister", "off"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "preprocess.coregister=off" in err and not off.exists()
+    header = tmp_path / "header" / f"{sub}.nii.gz"
+    assert main([*args, "-o", str(header), "--coregister", "header"]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {moved['dwi_b1000']}: grid " in err and "rigid registration" not in err

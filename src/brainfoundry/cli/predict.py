@@ -12,6 +12,15 @@ from . import app
 _SEQ = "NIfTI file or DICOM series folder"
 
 
+class Coregister(str, Enum):
+    """The choices of --coregister (`data.coregister.MODES`)."""
+
+    auto = "auto"
+    rigid = "rigid"
+    header = "header"
+    off = "off"
+
+
 class Precision(str, Enum):
     """The choices of --precision (`inference.precision.PRECISIONS`)."""
 
@@ -56,6 +65,12 @@ def predict(
         "GPUs with bf16 units; softmax and blending stay fp32). Its agreement with fp32 "
         "(mask Dice, max |dP|) is measured in benchmarks/results/inference.md.",
     ),
+    coregister: Coregister = typer.Option(
+        "auto",
+        "--coregister",
+        help="Scans on another grid than the first: auto (register rigidly, then resample), "
+        "rigid (register every scan), header (resample by the headers only), off (refuse).",
+    ),
     device: str = typer.Option("auto", help="auto (cuda if present), cpu, cuda or cuda:N."),
     qc: bool = typer.Option(True, "--qc/--no-qc", help="Write the QC PNG beside each output."),
 ) -> None:
@@ -70,7 +85,8 @@ def predict(
     flags = dict(zip(FOMO_FLAGS, (flair, adc, dwi_b1000, t2s, swi, t1, t2)))
     given = _one_input_mode(flags, session, batch)
     kw = {"overlap": overlap, "mirror": mirror, "skip_empty": brain_only,
-          "batch_size": tile_batch, "whole": whole, "precision": precision.value}  # fmt: skip
+          "batch_size": tile_batch, "whole": whole, "precision": precision.value,
+          "coregister": coregister.value}  # fmt: skip
     predictor = Predictor(model, device)
     if batch is None:
         _predict_one(predictor, given or session_inputs(session), output, kw, qc)

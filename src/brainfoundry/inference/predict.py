@@ -127,15 +127,17 @@ class Predictor:
     @torch.inference_mode()
     def predict(self, inputs: dict[str, str | Path], *, overlap: float = 0.5,
                 mirror: bool = False, skip_empty: bool = False, batch_size: int = 2,
-                whole: bool = False, precision: str = "fp32") -> dict:  # fmt: skip
+                whole: bool = False, precision: str = "fp32",
+                coregister: Mode = "auto") -> dict:  # fmt: skip
         """Outputs of one session: {"kind", "value" or "mask", "uncertainty", ...}.
         overlap, mirror, skip_empty, batch_size: the sliding window's (segmentation);
         whole: one pass over the whole cropped volume instead (faster, see inference.md);
-        precision: "fp32" or "bf16" autocast of the network (`inference.precision`)."""
+        precision: "fp32" or "bf16" autocast of the network (`inference.precision`);
+        coregister: how scans on another grid than the first are brought onto it."""
         t0 = time.perf_counter()
         check_precision(precision)
         chosen = self.assign(inputs)
-        session = preprocess_session(chosen, self.card.spacing, self.card.normalization)
+        session = preprocess_session(chosen, self.card.spacing, self.card.normalization, coregister)
         out: dict = {"task": self.spec.name, "kind": self.spec.type, "members": len(self.members)}
         if self.spec.type == "segmentation":
             sw = {"overlap": overlap, "mirror": mirror, "skip_empty": skip_empty,
