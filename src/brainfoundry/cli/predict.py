@@ -28,6 +28,21 @@ class Precision(str, Enum):
     bf16 = "bf16"
 
 
+_PRECISION = typer.Option(
+    "fp32",
+    "--precision",
+    help="fp32 (exact, the default) or bf16: autocast the network (faster, on CPUs and GPUs "
+    "with bf16 units; softmax and blending stay fp32). Its agreement with fp32 (mask Dice, "
+    "max |dP|) is measured in benchmarks/results/inference.md.",
+)
+_COREGISTER = typer.Option(
+    "auto",
+    "--coregister",
+    help="Scans on another grid than the first: auto (register rigidly, then resample), "
+    "rigid (register every scan), header (resample by the headers only), off (refuse).",
+)
+
+
 @app.command()
 def predict(
     model: Path = typer.Option(..., "--model", "-m", help="A finetune output or one seed_*/."),
@@ -58,19 +73,8 @@ def predict(
     brain_only: bool = typer.Option(
         False, "--brain-only", help="Skip background tiles (faster; see inference.md)."
     ),
-    precision: Precision = typer.Option(
-        "fp32",
-        "--precision",
-        help="fp32 (exact, the default) or bf16: autocast the network (faster, on CPUs and "
-        "GPUs with bf16 units; softmax and blending stay fp32). Its agreement with fp32 "
-        "(mask Dice, max |dP|) is measured in benchmarks/results/inference.md.",
-    ),
-    coregister: Coregister = typer.Option(
-        "auto",
-        "--coregister",
-        help="Scans on another grid than the first: auto (register rigidly, then resample), "
-        "rigid (register every scan), header (resample by the headers only), off (refuse).",
-    ),
+    precision: Precision = _PRECISION,
+    coregister: Coregister = _COREGISTER,
     device: str = typer.Option("auto", help="auto (cuda if present), cpu, cuda or cuda:N."),
     qc: bool = typer.Option(True, "--qc/--no-qc", help="Write the QC PNG beside each output."),
 ) -> None:
