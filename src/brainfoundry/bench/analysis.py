@@ -6,7 +6,8 @@
   split (same seed) and same budget, with a paired bootstrap CI; `gain` is signed so that
   positive means pretraining helped (MAE and HD95 are flipped).
 - ranking.csv: the FOMO25 rule (rank per metric → task rank → mean over tasks) over the
-  objectives, per backbone and shots, and over all shots.
+  objectives, per backbone and shots, and over all shots; a `protocol: fomo26` suite takes
+  FOMO26's unified rule instead (the task ranks' mean weighted by `FOMO26_WEIGHTS`).
 - results.md, report.html, figures/*.png: the same, readable (`render`).
 """
 
@@ -19,17 +20,22 @@ import numpy as np
 import pandas as pd
 
 from ..evaluation import fomo25_ranking, higher_is_better
+from ..evaluation.ranking import FOMO26_WEIGHTS, fomo26_ranking
 from ..evaluation.scoring import paired_diff, paired_diff_seeds
 from ..io.atomic import atomic_write_text
+from .probe_stage import per_case
 from .render import fmt
-from .suite import Suite
+from .suite import Suite, task_spec
+
+RANKING_TITLE = {
+    "fomo25": "FOMO25-style ranking of the objectives (lower is better)",
+    "fomo26": "FOMO26 unified ranking of the objectives (weighted task ranks; lower is better)",
+}
 
 
 def _spec(task: str):
     """The task's spec: its type, primary metric and ranking metrics drive every table."""
-    from ..tasks.spec import get_task
-
-    return get_task(task)
+    return task_spec(task)
 
 
 def collect(suite: Suite, out: Path) -> pd.DataFrame:
@@ -60,8 +66,8 @@ def paired(suite: Suite, out: Path) -> pd.DataFrame:
     """Every pretrained cell against its scratch twin (same task, backbone, shots, seed)."""
     rows = []
     for cell in suite.cells():
-        if cell.objective == "scratch":
-            continue
+        if cell.objective == "scratch" or not per_case(cell.task):
+            continue  # a group disparity (FOMO26 fairness) has no per-case pairing
         twin = type(cell)(cell.task, cell.backbone, "scratch", cell.shots, cell.seed)
         if not all((out / c.path / "done.json").exists() for c in (cell, twin)):
             continue
@@ -85,8 +91,16 @@ def paired(suite: Suite, out: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+def _rank(suite: Suite, tidy: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
+    """The suite's protocol's rule over `tasks`; fomo26 weights renormalised over them."""
+    if suite.protocol == "fomo26":
+        return fomo26_ranking(tidy, {t: w for t, w in FOMO26_WEIGHTS.items() if t in tasks})
+    return fomo25_ranking(tidy, tasks=tasks)
+
+
 def ranking(suite: Suite, results: pd.DataFrame) -> pd.DataFrame:
-    """FOMO25 ranking of the objectives, per backbone and shots (and `all` shots pooled)."""
+    """The objectives ranked by the suite's protocol (FOMO25, or FOMO26's unified weights),
+    per backbone and shots (and `all` shots pooled)."""
     parts = []
     for backbone, sub in results.groupby("backbone", sort=False):
         groups = [(str(s), g) for s, g in sub.groupby("shots")] + [("all", sub)]
@@ -98,7 +112,7 @@ def ranking(suite: Suite, results: pd.DataFrame) -> pd.DataFrame:
             tidy = tidy.dropna(subset=["value"])
             if tidy.empty:
                 continue
-            r = fomo25_ranking(tidy, tasks=sorted(g["task"].unique())).reset_index()
+            r = _rank(suite, tidy, sorted(g["task"].unique())).reset_index()
             r.insert(0, "shots", shots)
             r.insert(0, "backbone", backbone)
             parts.append(r.rename(columns={"run": "objective"}))

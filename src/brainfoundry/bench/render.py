@@ -48,7 +48,7 @@ def figures(results: pd.DataFrame, fig_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     from ..evaluation.figures import to_png
-    from ..tasks.spec import get_task
+    from .suite import task_spec
 
     paths = []
     fig_dir.mkdir(parents=True, exist_ok=True)
@@ -56,7 +56,7 @@ def figures(results: pd.DataFrame, fig_dir: Path) -> list[Path]:
         tasks = list(dict.fromkeys(sub["task"]))
         fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), squeeze=False)
         for ax, task in zip(axes[0], tasks):
-            metric = get_task(task).primary_metric
+            metric = task_spec(task).primary_metric
             g = sub[(sub["task"] == task) & (sub["metric"] == metric)]
             for obj, h in g.groupby("objective", sort=False):
                 h = h.groupby("shots").agg(value=("value", "mean"), lo=("lo", "mean"),
@@ -74,7 +74,7 @@ def figures(results: pd.DataFrame, fig_dir: Path) -> list[Path]:
             ax.set_ylabel(f"{metric} ({better} is better)")
             ax.set_title(task)
         axes[0][0].legend(fontsize=8)
-        primaries = ", ".join(dict.fromkeys(get_task(t).primary_metric for t in tasks))
+        primaries = ", ".join(dict.fromkeys(task_spec(t).primary_metric for t in tasks))
         fig.suptitle(f"{backbone}: test-set {primaries} (95% bootstrap CI)")
         fig.tight_layout()
         path = fig_dir / f"{backbone.replace(':', '-')}_shots.png"
@@ -86,6 +86,7 @@ def figures(results: pd.DataFrame, fig_dir: Path) -> list[Path]:
 
 def write_pages(suite: Suite, out: Path, tables: dict[str, pd.DataFrame], timing, figs) -> str:
     """results.md and report.html from the computed tables; returns the markdown."""
+    from .analysis import RANKING_TITLE
     from .report_data import bench_report, reproduce_command
     from .report_page import page
 
@@ -101,7 +102,7 @@ def write_pages(suite: Suite, out: Path, tables: dict[str, pd.DataFrame], timing
         markdown_table(tables["primary"]),
         "## Pretrained vs scratch at 16 shots (best objective per task; paired bootstrap)\n",
         markdown_table(tables["verdict"]),
-        "## FOMO25-style ranking of the objectives (lower is better)\n",
+        f"## {RANKING_TITLE[suite.protocol]}\n",
         markdown_table(tables["ranking"]),
         "## Every paired difference (gain > 0: pretraining helped)\n",
         markdown_table(pairs.drop(columns=["diff"]) if not pairs.empty else pairs),

@@ -21,9 +21,9 @@ SITE_COLUMNS = ("site", "scanner", "centre", "center", "vendor", "manufacturer")
 
 
 def _spec(task: str):
-    from ..tasks.spec import get_task
+    from .suite import task_spec
 
-    return get_task(task)
+    return task_spec(task)
 
 
 def site_column(predictions: pd.DataFrame) -> str | None:

@@ -94,7 +94,7 @@ def _pretrain_panels(suite: Suite, out: Path) -> list[tuple[str, str | None, lis
 
 
 def _finetune_panels(suite: Suite, out: Path, cells: list[Cell]) -> list:
-    from ..tasks.spec import get_task
+    from .suite import task_spec
 
     groups: dict[tuple[str, str], list[Curve]] = {}
     for c in cells:
@@ -102,7 +102,7 @@ def _finetune_panels(suite: Suite, out: Path, cells: list[Cell]) -> list:
         log = read_log(run)
         if log is None:
             continue
-        metric = get_task(c.task).primary_metric
+        metric = task_spec(c.task).primary_metric
         kept = run / "val_metrics.json"
         best = json.loads(kept.read_text()) if kept.is_file() else {}
         value = (best.get("metrics") or {}).get(metric)
@@ -112,7 +112,7 @@ def _finetune_panels(suite: Suite, out: Path, cells: list[Cell]) -> list:
         )
     return [
         (f"{task} ({backbone}, {cells[0].shots} shots, seed {cells[0].seed})",
-         get_task(task).primary_metric, curves)
+         task_spec(task).primary_metric, curves)
         for (task, backbone), curves in groups.items()
     ]  # fmt: skip
 

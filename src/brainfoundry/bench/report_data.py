@@ -18,10 +18,26 @@ from ..errors import ConfigError
 from ..evaluation import paired_bootstrap_diff
 from ..evaluation.report_html import Section, method_note
 from ..evaluation.scoring import RESAMPLING
-from .analysis import verdict
+from .analysis import RANKING_TITLE, verdict
 from .machine import machine
 from .suite import Suite, load_suite
 
+RANK_CAPTION = {
+    "fomo25": (
+        "FOMO25 rule on the point estimates (no intervals): each objective ranked on each of a "
+        "task's ranking metrics, metric ranks averaged into a task rank, task ranks averaged "
+        "into mean_rank; rank orders mean_rank (1 best, ties share the mean). shots 'all' "
+        "pools every budget."
+    ),
+    "fomo26": (
+        "FOMO26 unified rule on the point estimates (no intervals): each objective ranked on "
+        "each of a task's ranking metrics, metric ranks averaged into a task rank, then "
+        "weighted_rank = the task ranks' mean weighted 10% each for infarct, brain age, "
+        "polymicrogyria, probe and fairness and 25% each for meningioma and trigeminal "
+        "(renormalised over the tasks present); rank orders weighted_rank (1 best, ties share "
+        "the mean). shots 'all' pools every budget."
+    ),
+}
 VERDICT_SHOTS = inspect.signature(verdict).parameters["shots"].default
 PAIRED_ALPHA = inspect.signature(paired_bootstrap_diff).parameters["alpha"].default
 
@@ -154,9 +170,9 @@ def _learning_part(results: pd.DataFrame, figs: list[Path]) -> Part:
 
 
 def _paired_part(suite: Suite, pairs: pd.DataFrame, ranks: pd.DataFrame) -> Part:
-    from ..tasks.spec import get_task
+    from .suite import task_spec
 
-    kinds = sorted({get_task(t).type for t in suite.tasks})
+    kinds = sorted({task_spec(t).type for t in suite.tasks})
     resampling = "; ".join(f"{k}: {RESAMPLING[k]}" for k in kinds)
     level = round(100 * (1 - PAIRED_ALPHA))
     paired_cap = (
@@ -166,17 +182,11 @@ def _paired_part(suite: Suite, pairs: pd.DataFrame, ranks: pd.DataFrame) -> Part
         "of the test cases with both models scored on each (resampling "
         f"{resampling}); p: two-sided bootstrap p-value; helped / hurt: the CI excludes 0."
     )
-    rank_cap = (
-        "FOMO25 rule on the point estimates (no intervals): each objective ranked on each of a "
-        "task's ranking metrics, metric ranks averaged into a task rank, task ranks averaged "
-        "into mean_rank; rank orders mean_rank (1 best, ties share the mean). shots 'all' "
-        "pools every budget."
-    )
+    rank_cap = RANK_CAPTION[suite.protocol]
     shown = pairs.drop(columns=["diff"]) if "diff" in pairs else pairs
     return Part("paired", "Pretrained vs scratch, and the ranking", tables=(
         Table("paired", "Every paired difference", shown, paired_cap),
-        Table("ranking", "FOMO25-style ranking of the objectives (lower is better)", ranks,
-              rank_cap),
+        Table("ranking", RANKING_TITLE[suite.protocol], ranks, rank_cap),
     ))  # fmt: skip
 
 

@@ -2,10 +2,11 @@
 (backbone, objective) → one fine-tune + evaluation per cell → tables, ranking, report.
 
 OUT/suite.yaml                       the resolved suite (a rerun with another suite is refused)
-OUT/data/{pretrain,<task>}/          generated data (synth suites)
+OUT/data/{pretrain,<kind>}/          generated data (synth suites; a task's kind: `synth_kind`)
 OUT/store/pretrain/, store/<task>/{finetune,test}/   prepared stores, shared by every cell
 OUT/pretrain/<family-size>/<objective>/              pretrained runs (weights + card)
 OUT/cells/<task>/<family-size>/<objective>/shots_N/seed_S/   finetune output + done.json
+OUT/probe/<family-size>/<objective>/seed_S/          FOMO26 tasks 6/7 (`probe_stage`)
 OUT/results.csv, paired.csv, ranking.csv, results.md, report.html, figures/
 
 Every unit of work writes its marker last (dataset.json, done.json), so a killed run resumes
@@ -26,7 +27,7 @@ from typing import cast
 from ..config import save_config, to_dict
 from ..errors import ConfigError
 from ..io.atomic import atomic_write_text
-from .suite import Cell, Suite, synth_tasks
+from .suite import Cell, Suite, synth_kind
 
 
 def _workers() -> int:
@@ -51,7 +52,10 @@ def _check_suite(suite: Suite, out: Path) -> None:
     if path.exists():
         import yaml
 
-        old = yaml.safe_load(path.read_text())
+        from ..config import from_dict
+
+        # through the dataclass, so a field added since (at its default) is no difference
+        old = to_dict(from_dict(Suite, yaml.safe_load(path.read_text()), str(path)))
         new = to_dict(suite)
         same = {k: v for k, v in old.items() if k not in ("description", "expected")} == {
             k: v for k, v in new.items() if k not in ("description", "expected")
@@ -66,7 +70,7 @@ def _check_suite(suite: Suite, out: Path) -> None:
 
 def _synth(
     kind: str, out: Path, n: int, n_test: int | None, seed: int, suite: Suite, progress: bool
-) -> Path:
+) -> Path:  # at the suite's resolution for `kind`
     from ..synth.config import SynthConfig
     from ..synth.writers import generate
 
@@ -75,7 +79,7 @@ def _synth(
     s = suite.data.synth
     assert s is not None
     cfg = SynthConfig(
-        kind=kind, n=n, n_test=n_test, resolution=float(s.resolution), seed=seed, shift=s.shift,
+        kind=kind, n=n, n_test=n_test, resolution=s.resolution_of(kind), seed=seed, shift=s.shift,
         difficulty=s.difficulty, workers=_workers(), qc=False,
     )  # fmt: skip
     with _quiet(progress):
@@ -87,6 +91,7 @@ def make_data(
     suite: Suite, out: Path, log=print, progress: bool = False
 ) -> tuple[Path | None, dict[str, Path]]:
     """(pretraining corpus or None, {task: folder with finetune/ and test/})."""
+    from ..synth.config import SEED_KINDS
     from ..synth.writers import shutdown_pool
 
     needs_pretrain = any(o != "scratch" for o in suite.objectives)
@@ -105,10 +110,11 @@ def make_data(
         pre = _synth("pretrain", out / "data/pretrain", n, None, s.seed * 10, suite, progress)
     tasks = {}
     for task in suite.tasks:
-        seed = s.seed * 10 + 1 + synth_tasks().index(task)  # every dataset its own subjects
+        kind = cast(str, synth_kind(task))  # validation: every task of a synth suite has one
+        seed = s.seed * 10 + SEED_KINDS.index(kind)  # every dataset its own subjects
         tasks[task] = _synth(
-            task, out / "data" / task, s.finetune_cases, s.test_cases, seed, suite, progress
-        )
+            kind, out / "data" / kind, s.finetune_cases, s.test_cases, seed, suite, progress
+        )  # tasks of one kind (FOMO26 tasks 6 and 7) share its data
     shutdown_pool()  # the synth workers are not needed for the rest of the suite
     log(f"[data] synthetic corpus and {len(tasks)} task(s) at {s.resolution} mm "
         f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
@@ -168,7 +174,10 @@ def run_cell(suite: Suite, cell: Cell, init: str, task_dir: Path, out: Path) -> 
     """Fine-tune and evaluate one cell; returns (and writes last) its done.json."""
     from ..tasks.evaluate import evaluate
     from ..tasks.finetune import FinetuneConfig, finetune
+    from .probe_stage import STAGE_TASKS, run_stage_cell
 
+    if cell.task in STAGE_TASKS:  # FOMO26 tasks 6/7: frozen embeddings, no fine-tuning
+        return run_stage_cell(suite, cell, init, task_dir, out)
     cell_dir = out / cell.path
     done = cell_dir / "done.json"
     if done.exists():
@@ -210,10 +219,12 @@ def prepare_task_stores(suite: Suite, task_dirs: dict[str, Path], out: Path, log
     """Prepare each task's finetune/ and test/ stores (the ones `run_cell` shares) up front,
     with the suite's recipe: cells running as parallel jobs then only read them."""
     from ..tasks.data import prepare_task_data, preprocess_config
+    from .probe_stage import STAGE_TASKS
     from .task_data import task_part
 
     pre = preprocess_config(suite.data.spacing, {"normalization": suite.data.normalization})
     t0 = time.perf_counter()
+    task_dirs = {t: d for t, d in task_dirs.items() if t not in STAGE_TASKS}  # embed raw scans
     for task, task_dir in task_dirs.items():
         for split in ("finetune", "test"):
             src = task_part(task, task_dir, split)  # a folder or a CSV's split rows

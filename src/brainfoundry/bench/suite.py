@@ -2,7 +2,8 @@
 the data and budgets it runs on, as a typed dataclass that round-trips to YAML.
 
 Built-in suites live in `brainfoundry/presets/suites/` (the repository's `configs/suites/`):
-`demo` (the README's first command), `quick` (under an hour on 2 CPU cores) and `full` (GPU).
+`demo` (the README's first command), `quick` (under an hour on 2 CPU cores) and `full` (GPU);
+`fomo26` (GPU) and `fomo26-cpu` run FOMO26's seven tasks, ranked by its unified weights.
 """
 
 from __future__ import annotations
@@ -15,12 +16,39 @@ from ..config import load_config
 from ..errors import ConfigError
 from ..presets import preset_path
 
+PROTOCOLS = ("fomo25", "fomo26")  # how the ranking scores the tasks (`analysis.ranking`)
+# FOMO26's task names and the synth kind that makes each one's data (tasks 6 and 7 share the
+# probe cohort); a FOMO25 task is its own kind (`synth_tasks`)
+FOMO26_SYNTH = {
+    "fomo26-infarct": "infarct",
+    "fomo26-meningioma": "meningioma",
+    "fomo26-brainage": "brainage",
+    "fomo26-trigeminal": "trigeminal",
+    "fomo26-polymicrogyria": "polymicrogyria",
+    "fomo26-probe": "probe",
+    "fomo26-fairness": "probe",
+}
+
 
 def synth_tasks() -> list[str]:
     """The tasks `brainfoundry synth` makes data for, in its order (their data seeds follow it)."""
     from ..synth.config import KINDS
 
     return [k for k in KINDS if k != "pretrain"]
+
+
+def synth_kind(task: str) -> str | None:
+    """The synth kind that makes `task`'s data, or None (a task of the user's own)."""
+    return task if task in synth_tasks() else FOMO26_SYNTH.get(task)
+
+
+def task_spec(task: str):
+    """The TaskSpec of a suite's task: a registered task or spec file, or one of FOMO26's
+    frozen-encoder tasks, which the suite runs as a probe stage (`probe_stage`)."""
+    from ..tasks.spec import get_task
+    from .probe_stage import STAGE_TASKS, stage_spec
+
+    return stage_spec(task) if task in STAGE_TASKS else get_task(task)
 
 
 def objectives() -> list[str]:
@@ -41,6 +69,11 @@ class SynthData:
     seed: int = 0
     shift: float = 1.0  # clinical shift of the test split (0 = same domain)
     difficulty: float = 0.5
+    # a kind's own resolution, mm (trigeminal, a cropped slab, allows 0.3-2 mm only)
+    resolutions: dict[str, float] = field(default_factory=dict)
+
+    def resolution_of(self, kind: str) -> float:
+        return float(self.resolutions.get(kind, self.resolution))
 
 
 @dataclass
@@ -80,9 +113,10 @@ class Suite:
     pretrain: Stage = field(default_factory=Stage)
     finetune: Stage = field(default_factory=lambda: Stage(preset="cpu-tiny"))
     n_boot: int = 2000
+    protocol: str = "fomo25"  # the ranking's rule: fomo25 (task ranks averaged) or fomo26
 
     def validate(self, where: str = "suite") -> Suite:
-        known_obj, synth = objectives(), synth_tasks()
+        known_obj, synth = objectives(), [*synth_tasks(), *FOMO26_SYNTH]
         bad = [o for o in self.objectives if o not in known_obj]
         if bad:
             raise ConfigError(f"{where}: unknown objectives {bad}; known: {known_obj}")
@@ -103,6 +137,7 @@ class Suite:
             raise ConfigError(f"{where}: tasks, shots and seeds must each list at least one value")
         if self.data.synth is not None and set(self.tasks) - set(synth):
             raise ConfigError(f"{where}: synthetic data exists for {synth} only")
+        self._validate_fomo26(where)
         if self.data.synth is None:
             missing = [t for t in self.tasks if t not in self.data.tasks]
             if missing or (set(self.objectives) - {"scratch"} and not self.data.pretrain):
@@ -111,6 +146,38 @@ class Suite:
                     f"{missing or 'every task'}"
                 )
         return self
+
+    def _validate_fomo26(self, where: str) -> None:
+        from ..evaluation.ranking import FOMO26_WEIGHTS
+        from ..synth.config import FINE_KINDS, SEED_KINDS
+        from .probe_stage import STAGE_TASKS
+
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"{where}: protocol {self.protocol!r}; choose one of {PROTOCOLS}")
+        odd = [t for t in self.tasks if t not in FOMO26_WEIGHTS]
+        if self.protocol == "fomo26" and odd:
+            raise ConfigError(f"{where}: protocol fomo26 ranks {list(FOMO26_WEIGHTS)} only, "
+                              f"not {odd}")  # fmt: skip
+        staged = [t for t in self.tasks if t in STAGE_TASKS]
+        if staged and self.data.synth is None:
+            raise ConfigError(
+                f"{where}: {staged} run on generated data here; for your own scans use "
+                "`brainfoundry embed --batch` and `brainfoundry probe`"
+            )
+        s = self.data.synth
+        if s is None:
+            return
+        stray = sorted(set(s.resolutions) - set(SEED_KINDS))
+        if stray:
+            raise ConfigError(f"{where}: data.synth.resolutions names {stray}, not synth kinds "
+                              f"{list(SEED_KINDS)}")  # fmt: skip
+        for kind in sorted({str(synth_kind(t)) for t in self.tasks} & set(FINE_KINDS)):
+            (lo, hi), res = FINE_KINDS[kind], s.resolution_of(kind)
+            if not lo <= res <= hi:
+                raise ConfigError(
+                    f"{where}: {kind} data at {res} mm is outside its {lo}-{hi} mm (a cropped "
+                    f"slab); set data.synth.resolutions={{{kind}: {hi}}}"
+                )
 
     def cells(self) -> list[Cell]:
         """Every fine-tuning run of the matrix, in a stable order."""
