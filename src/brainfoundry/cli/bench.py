@@ -40,7 +40,9 @@ def _print_summary(tables: dict, out: Path) -> None:
 
 @app.command()
 def bench(
-    suite: str = typer.Option("quick", "--suite", "-s", help="demo, quick, full, fomo26-cpu, fomo26 or a .yaml."),
+    suite: str = typer.Option(
+        "quick", "--suite", "-s", help="demo, quick, full, fomo26(-cpu) or a .yaml."
+    ),
     output: Path = typer.Option(..., "--output", "-o", help="Suite folder (resumable)."),
     report_only: bool = typer.Option(
         False, "--report-only", help="Only rebuild the tables and report from finished cells."
