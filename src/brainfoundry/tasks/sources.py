@@ -122,7 +122,7 @@ def manifest_source(
     problems += [] if seg else label_problems(values, spec)
     if problems:
         raise DataErrors(path, by_row(problems))
-    check_supported(path, spec, values)
+    check_binary_labels(path, spec, values)
     rows = [r for r in m.rows if r.split == role] if m.has_split else m.rows
     if not rows:
         raise InputError(path, f"no rows{f' with split={role}' if m.has_split else ''}")
@@ -196,7 +196,7 @@ def class_cell(spec: TaskSpec, cell: str) -> str:
     return cell
 
 
-def check_supported(path: Path, spec: TaskSpec, values: list[Value]) -> None:
+def check_binary_labels(path: Path, spec: TaskSpec, values: list[Value]) -> None:
     """A binary task's labels must be 0 and 1: more classes, or other codes, are one line
     saying so (pointing to a multiclass spec), instead of a model of the wrong kind."""
     cols = spec.label_columns
@@ -241,7 +241,7 @@ def bids_source(root: Path, spec: TaskSpec, log: Log) -> list[ScanEntry]:
     problems += label_problems(values, spec)
     if problems:
         raise DataErrors(root, list(dict.fromkeys(problems)))
-    check_supported(root, spec, values)
+    check_binary_labels(root, spec, values)
     for e in used:
         cells = labels[(e.subject, e.session)][1]
         e.targets = {c: number_or_nan(cells[c]) for c in spec.label_columns}
@@ -282,7 +282,7 @@ def folder_source(root: Path, spec: TaskSpec, log: Log) -> list[ScanEntry]:
     problems += label_problems(values, spec)
     if problems:
         raise DataErrors(root, problems)
-    check_supported(root, spec, values)
+    check_binary_labels(root, spec, values)
     for e in entries:
         if e.targets:
             e.targets = {c: e.targets[c] for c in cols}
