@@ -15,7 +15,7 @@ from torch import nn
 
 from ...errors import ConfigError
 from . import BACKBONES
-from .resenc import dna_kwargs
+from .resenc import dna_kwargs, unet_options
 from .views import VIEW_DEFAULTS, View2D, resolve_view
 
 SIZES: dict[str, dict[str, Any]] = {
@@ -100,23 +100,7 @@ class CNN2D(View2D):
 
 
 def _resolve(size: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    if size not in SIZES and size != "custom":
-        raise ConfigError(f"unknown cnn2d size {size!r}; known: {', '.join([*SIZES, 'custom'])}")
-    kw = {**VIEW_DEFAULTS, **SIZES.get(size, {}), **overrides}
-    allowed = set(SIZES["tiny"]) | set(VIEW_DEFAULTS) | {"in_channels", "out_channels"}
-    unknown, absent = set(kw) - allowed, allowed - set(kw)
-    if unknown:
-        raise ConfigError(f"unknown cnn2d option(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-    if absent:
-        raise ConfigError(f"cnn2d size {size!r} needs option(s) {sorted(absent)}")
-    n = kw["n_stages"]
-    for key in ("features_per_stage", "strides", "n_blocks_per_stage"):
-        if len(kw[key]) != n:
-            raise ConfigError(f"cnn2d {key} needs {n} entries (n_stages), got {kw[key]}")
-        kw[key] = [int(v) for v in kw[key]]
-    if len(kw["n_conv_per_stage_decoder"]) != n - 1:
-        raise ConfigError(f"cnn2d n_conv_per_stage_decoder needs {n - 1} entries")
-    kw["n_conv_per_stage_decoder"] = [int(v) for v in kw["n_conv_per_stage_decoder"]]
+    kw = unet_options("cnn2d", SIZES, size, overrides, VIEW_DEFAULTS)
     total = 1
     for s in kw["strides"]:
         total *= s

@@ -146,22 +146,33 @@ class ResEncUNet(Backbone):
 
 
 def _resolve(size: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    if size not in SIZES and size != "custom":  # "custom": every option given explicitly
-        known = ", ".join([*SIZES, "custom"])
-        raise ConfigError(f"unknown resenc size {size!r}; known: {known}")
-    kw = {**SIZES.get(size, {}), **overrides}
-    allowed = set(SIZES["tiny"]) | {"in_channels", "out_channels"}
+    return unet_options("resenc", SIZES, size, overrides)
+
+
+def unet_options(
+    family: str, sizes: dict, size: str, overrides: dict[str, Any], extra: dict | None = None
+) -> dict[str, Any]:
+    """A DNA residual U-Net's options: the named size (or "custom": every option given) with
+    `overrides`, checked; `extra` adds a family's own options with their defaults (cnn2d's
+    view). One home for resenc and cnn2d."""
+    if size not in sizes and size != "custom":
+        known = ", ".join([*sizes, "custom"])
+        raise ConfigError(f"unknown {family} size {size!r}; known: {known}")
+    kw = {**(extra or {}), **sizes.get(size, {}), **overrides}
+    allowed = set(sizes["tiny"]) | set(extra or {}) | {"in_channels", "out_channels"}
     unknown, absent = set(kw) - allowed, allowed - set(kw)
     if unknown:
-        raise ConfigError(f"unknown resenc option(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        raise ConfigError(
+            f"unknown {family} option(s) {sorted(unknown)}; allowed: {sorted(allowed)}"
+        )
     if absent:
-        raise ConfigError(f"resenc size {size!r} needs option(s) {sorted(absent)}")
+        raise ConfigError(f"{family} size {size!r} needs option(s) {sorted(absent)}")
     n = kw["n_stages"]
     for key in ("features_per_stage", "strides", "n_blocks_per_stage"):
         if len(kw[key]) != n:
-            raise ConfigError(f"resenc {key} needs {n} entries (n_stages), got {kw[key]}")
+            raise ConfigError(f"{family} {key} needs {n} entries (n_stages), got {kw[key]}")
     if len(kw["n_conv_per_stage_decoder"]) != n - 1:
-        raise ConfigError(f"resenc n_conv_per_stage_decoder needs {n - 1} entries")
+        raise ConfigError(f"{family} n_conv_per_stage_decoder needs {n - 1} entries")
     for key in ("features_per_stage", "strides", "n_blocks_per_stage", "n_conv_per_stage_decoder"):
         kw[key] = [int(v) for v in kw[key]]
     return kw
