@@ -13,9 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...errors import ConfigError
 from . import BACKBONES
-from .resenc import dna_kwargs, unet_options
+from .resenc import dna_kwargs, residual_encoder_unet, unet_options
 from .views import VIEW_DEFAULTS, View2D, resolve_view
 
 SIZES: dict[str, dict[str, Any]] = {
@@ -68,14 +67,7 @@ class CNN2D(View2D):
     in_proj_keys = ("encoder.stem.convs.0.conv", "encoder.stem.convs.0.all_modules.0")
 
     def __init__(self, size: str = "tiny", **kwargs: Any):
-        try:
-            from dynamic_network_architectures.architectures.unet import ResidualEncoderUNet
-        except ImportError as e:
-            raise ConfigError(
-                "the cnn2d backbone needs dynamic-network-architectures (as resenc): pip install "
-                "'brainfoundry[resenc]' (README: Install)"
-            ) from e
-
+        unet = residual_encoder_unet(self.name)
         kw = _resolve(size, kwargs)
         super().__init__(size, kw)
         mult, cum = 1, []
@@ -84,7 +76,7 @@ class CNN2D(View2D):
             cum.append(mult)
         self.cum_strides = cum
         self.setup_view(kw, mult)
-        net = ResidualEncoderUNet(**dna2d_kwargs(kw, self.image_channels))
+        net = unet(**dna2d_kwargs(kw, self.image_channels))
         net.apply(net.initialize)
         self.encoder = net.encoder
         if self.dense:  # projections never decode: no decoder weights to carry

@@ -114,18 +114,10 @@ class ResEncUNet(Backbone):
     in_proj_keys = ("encoder.stem.convs.0.conv", "encoder.stem.convs.0.all_modules.0")
 
     def __init__(self, size: str = "tiny", **kwargs: Any):
-        try:
-            from dynamic_network_architectures.architectures.unet import ResidualEncoderUNet
-        except ImportError as e:
-            raise ConfigError(
-                "the resenc backbone needs dynamic-network-architectures: pip install "
-                "'brainfoundry[resenc]' once torch and torchvision are installed (README: "
-                "Install), or pip install --no-deps dynamic-network-architectures==0.4.4"
-            ) from e
-
+        unet = residual_encoder_unet(self.name)
         kw = _resolve(size, kwargs)
         super().__init__(size, kw)
-        net = ResidualEncoderUNet(**dna_kwargs(kw))
+        net = unet(**dna_kwargs(kw))
         net.apply(net.initialize)  # nnU-Net's init: He(1e-2), last norm of each residual block = 0
         self.encoder = net.encoder
         self.decoder = net.decoder  # holds a reference to the encoder, as in DNA
@@ -143,6 +135,19 @@ class ResEncUNet(Backbone):
 
     def decode(self, feats: list[torch.Tensor]) -> torch.Tensor:
         return self.decoder(feats)
+
+
+def residual_encoder_unet(family: str):
+    """DNA's ResidualEncoderUNet class, or one line saying how to install it (resenc, cnn2d)."""
+    try:
+        from dynamic_network_architectures.architectures.unet import ResidualEncoderUNet
+    except ImportError as e:
+        raise ConfigError(
+            f"the {family} backbone needs dynamic-network-architectures: pip install "
+            "'brainfoundry[resenc]' once torch and torchvision are installed (README: "
+            "Install), or pip install --no-deps dynamic-network-architectures==0.4.4"
+        ) from e
+    return ResidualEncoderUNet
 
 
 def _resolve(size: str, overrides: dict[str, Any]) -> dict[str, Any]:
