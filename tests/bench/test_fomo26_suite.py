@@ -153,3 +153,9 @@ def test_the_tiny_fomo26_suite_runs_every_task_through_the_cli(tiny26):
     pairs = pd.read_csv(out / "paired.csv")  # fairness is a group disparity: never paired
     assert PROBE in set(pairs["task"]) and FAIRNESS not in set(pairs["task"])
     assert (out / "data/probe").is_dir() and not (out / "data" / PROBE).exists()
+    page = (out / "report.html").read_text()  # the stage tasks' own figures
+    assert 'id="fig-fomo26-probe-resenc-tiny-sweep"' in page
+    for obj in ("scratch", "mae"):
+        assert f'id="fig-fomo26-probe-{obj}-resenc-tiny-confusion"' in page
+        assert f'id="fig-fomo26-fairness-{obj}-resenc-tiny-groups"' in page
+    assert "fomo26-probe/" not in page.split('id="figures"')[1].split("</section>")[0]

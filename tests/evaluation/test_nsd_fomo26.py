@@ -1,5 +1,5 @@
 """FOMO26's NSD: area-weighted surface Dice (`nsd_area`) against DeepMind's `surface-distance`,
-its empty-mask rules, and the multi-class Dice/NSD means (`multiclass_dice_nsd`)."""
+its empty-mask rules, and the multi-class Dice/NSD means (`multiclass_case_metrics`, area_nsd)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from scipy import ndimage
 
 from brainfoundry.evaluation.segmentation import (
     FOMO26_TOLERANCE_MM,
-    multiclass_dice_nsd,
+    multiclass_case_metrics,
     nsd,
     nsd_area,
     surfel_area_table,
@@ -130,24 +130,28 @@ def test_multiclass_means_exclude_background_and_keep_the_quirk():
     pred[2:8, 3:9, 2:6] = 1  # shifted by one voxel
     pred[9:14, 9:14, 3:8] = 2  # exact
     # class 3 missed entirely; class 4 absent from both maps
-    out = multiclass_dice_nsd(pred, truth, 5, spacing, 1.0)
-    assert set(out["dice"]) == set(out["nsd"]) == {1, 2, 3, 4}  # background excluded
+    names = ["background", "c1", "c2", "c3", "c4"]
+    out = multiclass_case_metrics(pred, truth, names, spacing, 1.0, area_nsd=True)
+    assert {k for k in out if k.startswith("dice:")} == {f"dice:c{c}" for c in (1, 2, 3, 4)}
+    d = {c: out[f"dice:c{c}"] for c in (1, 2, 3, 4)}  # background excluded
+    n = {c: out[f"nsd_area:c{c}"] for c in (1, 2, 3, 4)}
     for c in (1, 2):
-        assert out["nsd"][c] == pytest.approx(_library_nsd(pred == c, truth == c, spacing))
-        assert out["nsd"][c] == nsd_area(pred == c, truth == c, spacing, 1.0)
-    assert out["dice"][1] == pytest.approx(2 * 5 * 6 * 4 / (2 * 6 * 6 * 4))
-    assert out["dice"][2] == 1.0 and out["nsd"][2] == 1.0
-    assert out["dice"][3] == 0.0 and out["nsd"][3] == 0.0  # one empty
-    assert out["dice"][4] == 1.0 and out["nsd"][4] == 0.0  # both empty: FOMO26's quirk
-    assert out["mean_dice"] == pytest.approx(np.mean([out["dice"][c] for c in (1, 2, 3, 4)]))
-    assert out["mean_nsd"] == pytest.approx(np.mean([out["nsd"][c] for c in (1, 2, 3, 4)]))
+        assert n[c] == pytest.approx(_library_nsd(pred == c, truth == c, spacing))
+        assert n[c] == nsd_area(pred == c, truth == c, spacing, 1.0)
+    assert d[1] == pytest.approx(2 * 5 * 6 * 4 / (2 * 6 * 6 * 4))
+    assert d[2] == 1.0 and n[2] == 1.0
+    assert d[3] == 0.0 and n[3] == 0.0  # one empty
+    assert d[4] == 1.0 and n[4] == 0.0  # both empty: FOMO26's quirk
+    assert out["dice"] == pytest.approx(np.mean(list(d.values())))
+    assert out["nsd_area"] == pytest.approx(np.mean(list(n.values())))
     # with one foreground class the means are that class's scores: label 0 never counts
-    two = multiclass_dice_nsd(pred.clip(0, 1), truth.clip(0, 1), 2, spacing, 1.0)
-    assert set(two["dice"]) == {1}
-    assert two["mean_dice"] == two["dice"][1] and two["mean_nsd"] == two["nsd"][1]
+    p1, t1 = pred.clip(0, 1), truth.clip(0, 1)
+    two = multiclass_case_metrics(p1, t1, names[:2], spacing, 1.0, area_nsd=True)
+    assert "dice:c1" not in two and two["nsd_area"] == nsd_area(p1 == 1, t1 == 1, spacing, 1.0)
+    assert two["dice"] == pytest.approx(2 * (p1 & t1).sum() / (p1.sum() + t1.sum()))
     with pytest.raises(ValueError, match="lie in"):
-        multiclass_dice_nsd(pred, truth, 3, spacing)
+        multiclass_case_metrics(pred, truth, names[:3], spacing)
     with pytest.raises(ValueError, match="shapes differ"):
-        multiclass_dice_nsd(pred, truth[:-1], 5, spacing)
-    with pytest.raises(ValueError, match="n_classes"):
-        multiclass_dice_nsd(pred, truth, 1, spacing)
+        multiclass_case_metrics(pred, truth[:-1], names, spacing)
+    with pytest.raises(ValueError, match="at least one class"):
+        multiclass_case_metrics(pred, truth, names[:1], spacing)

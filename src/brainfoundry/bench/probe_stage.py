@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..io.atomic import atomic_write_text
+from ..io.atomic import atomic_write_text, exclusive
 from .suite import Cell, Suite
 
 PROBE, FAIRNESS = "fomo26-probe", "fomo26-fairness"
@@ -108,16 +108,22 @@ def cohort(task_dir: Path, folder: Path) -> tuple[list[tuple[str, Path]], Path]:
 def probe_stage(suite: Suite, backbone: str, objective: str, init: str, seed: int,
                 task_dir: Path, out: Path) -> tuple[dict, float]:  # fmt: skip
     """(probe.json's report, seconds this call spent): embed, probe, score; once per
-    (backbone, objective, seed), read back afterwards."""
+    (backbone, objective, seed), read back afterwards; cells run in parallel take turns."""
+    folder = stage_dir(out, backbone, objective, seed)
+    with exclusive(folder.parent / f"{folder.name}.lock"):  # the probe and fairness cells share it
+        if (folder / "done.json").is_file():
+            return json.loads((folder / "probe.json").read_text()), 0.0
+        return _run_stage(suite, backbone, init, seed, task_dir, folder)
+
+
+def _run_stage(suite: Suite, backbone: str, init: str, seed: int, task_dir: Path,
+               folder: Path) -> tuple[dict, float]:  # fmt: skip
     from ..evaluation.fairness import Binning, group_of
     from ..evaluation.linear_probe import Protocol, check_ids, run_probe, write_probe
     from ..evaluation.probe_inputs import read_embeddings, read_labels
     from ..inference.embed import Embedder
     from ..inference.embed_batch import embed_batch
 
-    folder = stage_dir(out, backbone, objective, seed)
-    if (folder / "done.json").is_file():
-        return json.loads((folder / "probe.json").read_text()), 0.0
     t0 = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
     if init == "scratch":

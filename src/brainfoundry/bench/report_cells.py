@@ -149,9 +149,11 @@ def cases_part(suite: Suite, out: Path, cells: list[Cell]) -> Part:
 
 
 def figures_part(out: Path, cells: list[Cell]) -> Part:
-    sections: list[Section] = []
-    notes = []
-    for c in cells:
+    from .probe_stage import STAGE_TASKS
+    from .report_stage import stage_sections
+
+    sections, notes = stage_sections(out, cells)
+    for c in (c for c in cells if c.task not in STAGE_TASKS):
         got = _read(out, c)
         if got is None:
             notes.append(f"{c.path}: no predictions.csv or metrics.json, so no figures.")
@@ -164,8 +166,10 @@ def figures_part(out: Path, cells: list[Cell]) -> Part:
     intro = (
         "Drawn from each detailed cell's predictions.csv by the functions of the cell's own "
         "report: ROC curve and reliability diagram (classification), predicted vs true with "
-        "95% intervals (regression), per-case Dice, NSD and HD95 (segmentation). The overlay "
-        "montages are in the cells' own reports (linked under Cells)."
+        "95% intervals (regression), per-case Dice, NSD and HD95 (segmentation); for the "
+        "frozen-embedding tasks, from their probe.json: the learning-rate sweep, the confusion "
+        "matrix and the metric per demographic group. The overlay montages are in the cells' "
+        "own reports (linked under Cells)."
     )
     return Part("figures", "Per-task figures", intro, figures=tuple(sections), notes=tuple(notes))
 

@@ -214,3 +214,48 @@ def montage_figure(cases: list[tuple], slices: int = 4) -> Figure:
         row[0].set_ylabel(label, fontsize=8)
     fig.suptitle("green solid: reference, red dashed: prediction", fontsize=9)
     return fig
+
+
+def lr_sweep_figure(
+    curves: dict[str, dict[float, float | None]], chosen: dict[str, float]
+) -> Figure:
+    """Validation macro AUROC of each linear head against its learning rate (FOMO26's probe
+    protocol keeps the best), one line per model, its kept head circled: shows whether the
+    sweep's range brackets the optimum."""
+    fig = Figure(figsize=(5.2, 3.8))
+    ax = fig.add_subplot()
+    for i, (name, curve) in enumerate(curves.items()):
+        lrs = sorted(curve)
+        vals = np.array([np.nan if curve[r] is None else curve[r] for r in lrs], float)
+        ax.plot(lrs, vals, "o-", ms=3, c=f"C{i}", label=name)
+        kept = curve.get(chosen.get(name, np.nan))
+        if kept is not None:
+            ax.scatter([chosen[name]], [kept], s=90, facecolors="none",
+                       edgecolors=f"C{i}", zorder=3)  # fmt: skip
+    ax.set_xscale("log")
+    ax.axhline(0.5, ls="--", c="grey", lw=1)
+    ax.set(xlabel="learning rate", ylabel="validation macro AUROC",
+           title="Linear-probe sweep (circled: kept)")  # fmt: skip
+    ax.legend(fontsize=8)
+    return fig
+
+
+def group_metric_figure(variables: dict[str, dict[str, float | None]], metric: str) -> Figure:
+    """A metric per demographic group, one panel per grouping variable, with the variable's
+    fairness score 1 - (max - min) in its title (FOMO26 task 7)."""
+    fig = Figure(figsize=(2.2 + 2.4 * len(variables), 3.4))
+    axes = np.atleast_1d(fig.subplots(1, max(len(variables), 1), sharey=True))
+    for ax, (var, groups) in zip(axes, variables.items()):
+        names = list(groups)
+        vals = np.array([np.nan if groups[g] is None else groups[g] for g in names], float)
+        ax.bar(range(len(names)), vals, color="C0")
+        for i in np.flatnonzero(~np.isfinite(vals)):  # one class only in that group: undefined
+            ax.text(i, 0.03, "undefined", ha="center", va="bottom", rotation=90, fontsize=8)
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+        ok = vals[np.isfinite(vals)]
+        score = f"{1 - (ok.max() - ok.min()):.3f}" if len(ok) >= 2 else "n/a"
+        ax.set_title(f"{var}: score {score}", fontsize=10)
+        ax.set_ylim(0, 1)
+    axes[0].set_ylabel(metric)
+    fig.tight_layout()
+    return fig

@@ -19,7 +19,7 @@ MONAI returns NaN/inf in these cases; the tests compare only where both are defi
 
 `nsd_area` is the other surface Dice, DeepMind's `surface-distance` (the FOMO26 protocols): its
 surface elements are weighted by their area, and it has its own empty-mask rules (both empty:
-0.0). `multiclass_dice_nsd` scores label maps with it, FOMO26's way.
+0.0). `multiclass_case_metrics(..., area_nsd=True)` scores label maps with it, FOMO26's way.
 """
 
 from __future__ import annotations
@@ -176,8 +176,24 @@ def multiclass_case_metrics(
     `classes` background first) and averaged over them (`dice`, `nsd`, `hd95`: the columns a
     binary case has, so the tables and the bench read both alike); two classes reduce to
     `segmentation_case_metrics` of the lesion mask. `area_nsd` adds FOMO26's area-weighted
-    `nsd_area` (3-D only) the same way."""
+    `nsd_area` (3-D only) the same way: the FOMO26 multi-class score is the mean `dice` and
+    `nsd_area` over the foreground classes (background, label 0, excluded), every class counted
+    whether present or not. FOMO26's quirk for a class absent from both maps, reproduced on
+    purpose: Dice 1.0 but NSD 0.0. The one home of class averaging: validate, evaluate and the
+    FOMO26 scoring all call it."""
     pred, truth = np.asarray(pred_labels), np.asarray(true_labels)
+    if pred.shape != truth.shape:
+        raise ValueError(f"label map shapes differ: prediction {pred.shape}, truth {truth.shape}")
+    if len(classes) < 2:
+        raise ValueError(f"need background and at least one class, got {classes}")
+    for name, m in (("prediction", pred), ("truth", truth)):
+        whole = np.issubdtype(m.dtype, np.integer) or np.issubdtype(m.dtype, np.bool_)
+        if not whole and not np.array_equal(m, np.round(m)):
+            raise ValueError(f"{name} labels must be integers")
+        if m.size and (m.min() < 0 or m.max() >= len(classes)):
+            raise ValueError(
+                f"{name} labels must lie in [0, {len(classes)}), got {m.min()}..{m.max()}"
+            )
     per = {}
     for k, c in enumerate(classes[1:], start=1):
         per[c] = segmentation_case_metrics(pred == k, truth == k, spacing, tolerance_mm)
@@ -318,41 +334,3 @@ def nsd_area(
     a_p, a_t = area[code_p[edge_p]], area[code_t[edge_t]]
     near = a_p[d_pt <= tolerance_mm].sum() + a_t[d_tp <= tolerance_mm].sum()
     return float(near / (a_p.sum() + a_t.sum()))
-
-
-def multiclass_dice_nsd(
-    pred_labels,
-    true_labels,
-    n_classes: int,
-    spacing: Spacing = None,
-    tolerance_mm: float = FOMO26_TOLERANCE_MM,
-) -> dict:
-    """Per-class Dice and area-weighted NSD (`nsd_area`) of two label maps, and their means over
-    the foreground classes 1..n_classes-1 (background, label 0, excluded), as FOMO26 scores.
-
-    Returns `{"dice": {c: ...}, "nsd": {c: ...}, "mean_dice": ..., "mean_nsd": ...}`. Every
-    foreground class counts in the means, present or not. FOMO26's quirk for a class absent from
-    both maps: Dice 1.0 but NSD 0.0, so a case without that structure lowers the mean NSD while
-    raising the mean Dice (reproduced on purpose). One map without the class: Dice 0, NSD 0.
-    """
-    pred, truth = np.asarray(pred_labels), np.asarray(true_labels)
-    if pred.shape != truth.shape:
-        raise ValueError(f"label map shapes differ: prediction {pred.shape}, truth {truth.shape}")
-    if n_classes < 2:
-        raise ValueError(f"need n_classes >= 2 (background and one class), got {n_classes}")
-    for name, m in (("prediction", pred), ("truth", truth)):
-        if not np.issubdtype(m.dtype, np.integer) and not np.array_equal(m, np.round(m)):
-            raise ValueError(f"{name} labels must be integers")
-        if m.size and (m.min() < 0 or m.max() >= n_classes):
-            raise ValueError(
-                f"{name} labels must lie in [0, {n_classes}), got {m.min()}..{m.max()}"
-            )
-    classes = range(1, n_classes)
-    d = {c: dice(pred == c, truth == c) for c in classes}
-    n = {c: nsd_area(pred == c, truth == c, spacing, tolerance_mm) for c in classes}
-    return {
-        "dice": d,
-        "nsd": n,
-        "mean_dice": float(np.mean(list(d.values()))),
-        "mean_nsd": float(np.mean(list(n.values()))),
-    }

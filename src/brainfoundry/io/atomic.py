@@ -39,3 +39,22 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+@contextlib.contextmanager
+def exclusive(lock: str | Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on the file `lock` (created if absent) for the block:
+    jobs that share one output folder (a suite's cells run in parallel by a launcher) take
+    turns, so the second finds the first's finished result instead of writing over it. An
+    OS-level lock (flock): released when its holder exits, even when killed, so a crashed job
+    leaves no stale lock behind."""
+    import fcntl
+
+    lock = Path(lock)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -221,15 +221,20 @@ def by_row(problems: list[str]) -> list[str]:
     return sorted(dict.fromkeys(problems), key=row)
 
 
+class NotANumber(str):
+    """A label problem: the cell holds text that is no finite number (a multiclass task may
+    still read it as a class name, so callers tell this problem from the others by type)."""
+
+
 def parse_label(cell: str) -> float | str:
-    """A label cell as a finite number, or the problem with it."""
+    """A label cell as a finite number, or the problem with it (`NotANumber` for text)."""
     if not cell:
         return "empty label"
     try:
         value = float(cell)
     except ValueError:
-        return f"label {cell!r} is not a number"
-    return value if math.isfinite(value) else f"label {cell!r} is not a number"
+        return NotANumber(f"label {cell!r} is not a number")
+    return value if math.isfinite(value) else NotANumber(f"label {cell!r} is not a number")
 
 
 def row_problems(

@@ -29,6 +29,7 @@ from ..io.bids import MISSING, bids_labels, bids_scans, is_bids_with_participant
 from ..io.layouts import LABEL_JSON, ScanEntry, discover, scan_fomo_task
 from ..io.manifest import (
     Manifest,
+    NotANumber,
     by_row,
     image_problem,
     is_long_format,
@@ -171,7 +172,7 @@ def label_problems(values: list[Value], spec: TaskSpec) -> list[str]:
     lo, hi = spec.range or (None, None)
     for where, v in values:
         if isinstance(v, str):
-            named = spec.type == "multiclass" and v.endswith("is not a number")
+            named = spec.type == "multiclass" and isinstance(v, NotANumber)
             also = f" nor one of task {spec.name}'s classes ({', '.join(spec.classes)})"
             out.append(f"{where}: {v}" + (also if named else ""))
         elif spec.type == "classification" and v != int(v):
