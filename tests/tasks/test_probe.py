@@ -41,6 +41,22 @@ def test_leave_one_out_matches_brute_force_refits():
     assert fit["loo_mse"] < np.var(y)  # better than the mean
 
 
+def test_leave_one_out_stays_exact_with_many_features_and_a_tiny_penalty():
+    """p >> n and alpha << the kernel's eigenvalues, the probe's usual regime (thousands of
+    pooled features, 16 cases): 1 - h cancels to rounding noise there; the refits decide."""
+    rng = np.random.default_rng(0)
+    n, p, alpha = 16, 3000, 1e-3
+    x, y = rng.normal(size=(n, p)), np.sign(rng.normal(size=n))
+    z = (x - x.mean(0)) / x.std(0)
+    fit = ridge_loo(x, y, alphas=[alpha])
+    for i in range(n):
+        m = np.arange(n) != i
+        zc = z[m] - z[m].mean(0)
+        dual = np.linalg.solve(zc @ zc.T + alpha * np.eye(n - 1), y[m] - y[m].mean())
+        pred = (z[i] - z[m].mean(0)) @ (zc.T @ dual) + y[m].mean()
+        assert abs(fit["loo"][i] - pred) < 1e-2  # the old 1 - h form was off by up to 1.2
+
+
 def test_alpha_is_chosen_by_loo_error():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(10, 40))
