@@ -14,6 +14,9 @@ the way InfoNCE does. Three terms, on the dataset's `n_views` global views of a 
   embedding. CNNs have no tokens: the positions of the deepest feature map are the tokens; the
   input cell each one covers (its stride³ voxels) is zeroed, as `mae` masks, and the loss is
   taken there. A CNN's receptive field crosses cells, so its task is easier than a ViT's.
+- CNNs (measured to collapse without both): the image-level embedding is the deepest map's
+  mean and max over positions (`pool=meanmax`; a ViT's is its tokens' mean), and the heads
+  have BatchNorm in their MLP (`head_norm=auto`), DINO's ResNet recipe.
 - KoLeo (Sablayrolles et al. 2019): −mean log nearest-neighbour distance of the student's
   normalised pooled embeddings, within each view's micro-batch (so it alone sees the batch).
 
@@ -36,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import distributed as dist
-from .base import OBJECTIVES, Objective, family, pooled, sample_generators
+from .base import OBJECTIVES, Objective, family, sample_generators
 from .losses import distillation_ce, koleo
 from .masking import token_keep, tokens_to_voxels
 
@@ -47,13 +50,21 @@ if TYPE_CHECKING:
 
 class DinoHead(nn.Module):
     """DINO's head: 3-layer MLP → L2-normalised bottleneck → unit-norm prototypes (weight
-    norm with the gain fixed at 1), so the logits are cosines in [−1, 1]."""
+    norm with the gain fixed at 1), so the logits are cosines in [−1, 1]. `batch_norm` puts
+    BatchNorm after the two hidden layers, DINO's recipe for ResNets: a CNN's pooled features
+    differ little between samples (its stages end in instance normalisation), and without it
+    the teacher's outputs were alike for every sample, so centring left them uniform."""
 
-    def __init__(self, dim: int, hidden: int, bottleneck: int, out_dim: int):
+    def __init__(self, dim: int, hidden: int, bottleneck: int, out_dim: int,
+                 batch_norm: bool = False):  # fmt: skip
         super().__init__()
+
+        def norm() -> nn.Module:
+            return nn.BatchNorm1d(hidden) if batch_norm else nn.Identity()
+
         self.mlp = nn.Sequential(
-            nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
-            nn.Linear(hidden, bottleneck),
+            nn.Linear(dim, hidden), norm(), nn.GELU(), nn.Linear(hidden, hidden), norm(),
+            nn.GELU(), nn.Linear(hidden, bottleneck),
         )  # fmt: skip
         self.prototypes = nn.Parameter(torch.empty(out_dim, bottleneck))
         for w in (*(m.weight for m in self.mlp if isinstance(m, nn.Linear)), self.prototypes):
@@ -114,6 +125,8 @@ class Dino(Objective):
         w_dino: float = 1.0,
         w_ibot: float = 1.0,
         w_koleo: float = 0.1,
+        head_norm: str = "auto",
+        pool: str = "meanmax",
     ):
         super().__init__(backbone)
         if n_views < 2:
@@ -124,9 +137,15 @@ class Dino(Objective):
         self.temps = (warmup_teacher_temp, teacher_temp, teacher_temp_warmup_steps)
         self.center_momentum, self.momentum, self.mask_ratio = center_momentum, momentum, mask_ratio
         self.w_dino, self.w_ibot, self.w_koleo = w_dino, w_ibot, w_koleo
+        if pool not in ("mean", "meanmax"):
+            raise ValueError(f"dino pool must be mean or meanmax, got {pool!r}")
+        if head_norm not in ("auto", "batch", "none"):
+            raise ValueError(f"dino head_norm must be auto, batch or none, got {head_norm!r}")
+        bn = head_norm == "batch" or (head_norm == "auto" and family(backbone) == "cnn")
         dim = backbone.embed_dim
-        self.head = DinoHead(dim, hidden, bottleneck, out_dim)
-        self.patch_head = DinoHead(dim, hidden, bottleneck, out_dim)
+        self.meanmax = family(backbone) == "cnn" and pool == "meanmax"
+        self.head = DinoHead(dim * (2 if self.meanmax else 1), hidden, bottleneck, out_dim, bn)
+        self.patch_head = DinoHead(dim, hidden, bottleneck, out_dim, bn)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))  # transformers; unused by CNNs
         self.teacher = nn.ModuleDict(
             {k: copy.deepcopy(getattr(self, k)) for k in ("backbone", "head", "patch_head")}
@@ -143,6 +162,9 @@ class Dino(Objective):
     def train(self, mode: bool = True) -> Dino:
         super().train(mode)
         self.teacher.eval()  # never a drop-path draw in the teacher
+        for m in self.teacher.modules():  # but its head's BatchNorm normalises over the batch
+            if isinstance(m, nn.BatchNorm1d):  # (the EMA copies weights, not running stats)
+                m.train(mode)
         return self
 
     def student_teacher_pairs(self):
@@ -218,6 +240,12 @@ class Dino(Objective):
             t = blk(t, rope)
         return vit.eva.norm(t)
 
+    def pool(self, tok: torch.Tensor) -> torch.Tensor:
+        """[B, N, C] tokens → the image-level embedding the DINO head reads."""
+        if self.meanmax:
+            return torch.cat([tok.mean(1), tok.amax(1)], -1)
+        return tok.mean(1)
+
     # -- loss ---------------------------------------------------------------------------------
     def views(self, batch: dict) -> torch.Tensor:
         v = batch.get("views")
@@ -238,12 +266,12 @@ class Dino(Objective):
         temp = self.teacher_temp()
         with torch.no_grad():
             t_tok = self.tokens(cast("Backbone", self.teacher["backbone"]), x, None)
-            t_cls = self.teacher["head"](t_tok.mean(1)).float()
+            t_cls = self.teacher["head"](self.pool(t_tok)).float()
             t_patch = self.teacher["patch_head"](t_tok[mask]).float()
             p_cls = centred_softmax(t_cls, self.center, temp)
             p_patch = centred_softmax(t_patch, self.patch_center, temp)
         s_tok = self.tokens(self.backbone, x, mask)
-        s_pool = s_tok.mean(1)
+        s_pool = self.pool(s_tok)
         k = p_cls.shape[-1]
         dino = distillation_ce(p_cls.view(nv, b, k), self.head(s_pool).float().view(nv, b, k),
                                self.student_temp)  # fmt: skip
@@ -279,6 +307,6 @@ class Dino(Objective):
         bottlenecks, the space the prototypes score."""
         va, vb = self.health_views(batch)
         b = va.shape[0]
-        h = pooled(self.backbone, torch.cat([va, vb]))
-        z = self.head.embed(h)
-        return h[:b], (z[:b], z[b:])
+        tok = self.tokens(self.backbone, torch.cat([va, vb]), None)
+        z = self.head.embed(self.pool(tok))
+        return tok[:b].mean(1), (z[:b], z[b:])
