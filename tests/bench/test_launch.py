@@ -25,30 +25,26 @@ from brainfoundry.bench.launch import (
     parse_sbatch_options,
     run_jobs,
 )
-from brainfoundry.bench.runner import run_suite
-from brainfoundry.bench.suite import load_suite
 from brainfoundry.cli import main
 from brainfoundry.config import load_config, save_config
 from brainfoundry.errors import ConfigError
 
-from .test_runner import TINY
+from .conftest import TINY
 
-# the demo's per-task budget would give meningioma 400 steps; the tiny suite runs 2 everywhere
-LOCAL = [*TINY, "finetune.per_key={}"]
+LOCAL = TINY
 
 
 @pytest.fixture(scope="module")
-def launched(tmp_path_factory):
-    """The tiny suite in process, then through local jobs on a copy of its generated data
+def launched(tiny_run, tmp_path_factory):
+    """The tiny suite through local jobs on a copy of the in-process run's generated data
     (the submitting process prepares the stores again; every pretraining and cell is a job)."""
+    suite, inproc, _, _ = tiny_run
     root = tmp_path_factory.mktemp("launch")
-    suite = load_suite("demo", LOCAL)
-    run_suite(suite, root / "inproc", log=lambda *_: None, progress=False)
     (root / "jobs").mkdir()
-    shutil.copytree(root / "inproc" / "data", root / "jobs" / "data")
+    shutil.copytree(inproc / "data", root / "jobs" / "data")
     lines: list[str] = []
     tables, failures = launch_suite(suite, root / "jobs", Launcher(), log=lines.append)
-    return suite, root / "inproc", root / "jobs", tables, failures, lines
+    return suite, inproc, root / "jobs", tables, failures, lines
 
 
 def _submitted(out) -> list:

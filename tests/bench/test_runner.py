@@ -15,34 +15,7 @@ from brainfoundry.bench.suite import load_suite
 from brainfoundry.cli import main
 from brainfoundry.errors import ConfigError
 
-TINY = [
-    "name=tiny",
-    "data.synth.resolution=6",
-    "data.synth.pretrain_subjects=4",
-    "data.synth.finetune_cases=8",
-    "data.synth.test_cases=6",
-    "data.spacing=[6,6,6]",
-    "objectives=[scratch,mae]",
-    "backbones=[resenc:tiny]",
-    "shots=[4]",
-    "seeds=[0]",
-    "pretrain.preset=cpu-tiny",
-    "pretrain.steps=2",
-    "pretrain.overrides=[train.num_workers=0]",
-    "finetune.preset=cpu-tiny",
-    "finetune.steps=2",
-    "finetune.overrides=[train.checkpoint_every=2]",
-    "n_boot=50",
-]
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench") / "tiny"
-    suite = load_suite("demo", TINY)
-    lines: list[str] = []
-    tables = run_suite(suite, out, log=lines.append, progress=False)
-    return suite, out, tables, lines
+from .conftest import TINY
 
 
 @pytest.mark.slow
