@@ -67,9 +67,11 @@ def stage_dir(out: Path, backbone: str, objective: str, seed: int) -> Path:
 
 def _scratch_encoder(suite: Suite, backbone: str, seed: int, folder: Path) -> Path:
     """The backbone at random initialisation (seeded), with the card of the suite's recipe."""
+    import dataclasses
+
     import torch
 
-    from ..data.preprocess import PreprocessConfig
+    from ..data.preprocess import PreprocessConfig, recipe
     from ..models.backbones import create_backbone
     from ..models.card import ModelCard
     from ..models.checkpoint import save_model
@@ -80,7 +82,7 @@ def _scratch_encoder(suite: Suite, backbone: str, seed: int, folder: Path) -> Pa
     torch.manual_seed(seed)
     model = create_backbone(fam, in_channels=1, out_channels=1, size=size)
     pre = PreprocessConfig(normalization=suite.data.normalization)  # type: ignore[arg-type]
-    norm = {"normalization": pre.normalization, "clip_percentiles": pre.clip_percentiles}
+    norm = recipe(dataclasses.asdict(pre))
     spacing = [float(v) for v in suite.data.spacing]
     card = ModelCard.for_model(model, spacing=spacing, normalization=norm, ssl_method=None,
                                extra={"init": f"random, torch seed {seed}"})  # fmt: skip

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputError
 from ..io.volume import Volume
+from .bias_field import n4_correct
 from .coregister import align_session, check_mode
 from .resample import resample, resample_labels, target_shape
 
@@ -49,9 +50,14 @@ class PreprocessConfig:
     # "rigid" registers every scan, even on one grid; "header" only resamples (trusts the
     # headers); "off" refuses another grid (`data.coregister`)
     coregister: Literal["off", "header", "auto", "rigid"] = "auto"
+    # "n4": divide each resampled scan by its N4-fitted smooth bias field before normalising
+    # (`data.bias_field`); part of the model's recipe (its card), so predict repeats it
+    bias_correct: Literal["off", "n4"] = "off"
 
     def __post_init__(self) -> None:
         check_mode(self.coregister)
+        if self.bias_correct not in ("off", "n4"):
+            raise ConfigError(f"preprocess.bias_correct {self.bias_correct!r}: use off or n4")
         if self.normalization not in ("quantile", "zscore", "none"):
             raise ConfigError(
                 f"preprocess.normalization {self.normalization!r}: use quantile, zscore or none"
@@ -82,6 +88,15 @@ class Geometry:
     @classmethod
     def from_json(cls, d: dict) -> Geometry:
         return cls(**d)
+
+
+RECIPE_KEYS = ("normalization", "clip_percentiles", "bias_correct")
+
+
+def recipe(preprocess: dict) -> dict:
+    """The intensity recipe a model's card keeps from its store's plan (a plan written before
+    bias correction existed had none: "off")."""
+    return {"bias_correct": "off", **{k: preprocess[k] for k in RECIPE_KEYS if k in preprocess}}
 
 
 def to_ras(vol: Volume) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -240,6 +255,8 @@ def preprocess_group(
     ]
     label = _resample_label(seg, new_shape) if seg is not None else None
     masks = [foreground_mask(im) for im in imgs]
+    if cfg.bias_correct == "n4":
+        imgs = [n4_correct(im, m, cfg.spacing, v.path)[0] for im, m, v in zip(imgs, masks, vols)]
     mask = np.logical_or.reduce(masks)
     if not mask.any():
         raise InputError(ref.path, "no foreground voxels after resampling")

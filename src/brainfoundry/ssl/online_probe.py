@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from ..data.preprocess import recipe
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
@@ -147,7 +148,8 @@ def check_recipe(probe_plan: dict, plan: dict, where: str) -> None:
     """The probe store must be prepared as the pretraining store was (spacing, normalisation),
     else its features describe data the encoder never sees."""
     a, b = probe_plan["preprocess"], plan["preprocess"]
-    for key in ("spacing", "normalization", "clip_percentiles"):
+    a, b = {"spacing": a.get("spacing"), **recipe(a)}, {"spacing": b.get("spacing"), **recipe(b)}
+    for key in a:
         if a.get(key) != b.get(key):
             raise ConfigError(
                 f"{where}: monitor.online_probe.store has {key} {a.get(key)}, the pretraining "

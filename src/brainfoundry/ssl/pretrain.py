@@ -17,6 +17,7 @@ import torch
 from .. import __version__
 from .. import distributed as dist
 from ..config import save_config
+from ..data.preprocess import recipe
 from ..engine import Trainer
 from ..errors import ConfigError
 from ..resume import archive_run, check_resume
@@ -137,7 +138,7 @@ def _card(cfg: PretrainConfig, backbone, plan: dict):
         # a one-channel model is sequence-agnostic; what it saw is in data_summary
         modalities=list(cfg.data.modalities or []) if in_ch > 1 else [],
         spacing=list(plan["preprocess"]["spacing"]),
-        normalization={k: plan["preprocess"][k] for k in ("normalization", "clip_percentiles")},
+        normalization=recipe(plan["preprocess"]),
         patch_size=list(cfg.data.patch_size),
         ssl_method=cfg.objective.method,
         data_summary={

@@ -36,6 +36,7 @@ def preprocess_config(spacing, normalization: dict | None) -> PreprocessConfig:
     cfg = PreprocessConfig(
         spacing=cast(tuple[float, float, float], tuple(float(s) for s in spacing)),
         normalization=scheme,
+        bias_correct=norm.get("bias_correct", "off"),
     )
     if "clip_percentiles" in norm:
         clip = norm["clip_percentiles"]

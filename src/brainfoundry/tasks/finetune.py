@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import __version__
 from ..config import save_config
+from ..data.preprocess import recipe
 from ..engine.device import pick_device
 from ..errors import ConfigError
 from ..models.card import ModelCard
@@ -54,6 +55,7 @@ class FinetuneData(SamplingConfig):
 
     spacing: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])  # scratch only
     normalization: str = "zscore"  # scratch only (preprocess.normalization; a suite sets it)
+    bias_correct: Literal["off", "n4"] = "off"  # scratch only (preprocess.bias_correct)
     volume_shape: list[int] | None = None  # case-level input box; None: fits every brain
     augment: str = "light"
     margin: int = 4
@@ -129,7 +131,11 @@ def prepare_run(cfg: FinetuneConfig, data, out: Path, log=print, store_dir=None)
     if cfg.init != "scratch":
         init_card = ModelCard.load(Path(cfg.init) / "card.json")
     spacing = (init_card.spacing if init_card and init_card.spacing else None) or cfg.data.spacing
-    norm = init_card.normalization if init_card else {"normalization": cfg.data.normalization}
+    norm = (
+        init_card.normalization
+        if init_card
+        else {"normalization": cfg.data.normalization, "bias_correct": cfg.data.bias_correct}
+    )
     warnings = _init_overrides(cfg, init_card, spacing, norm)
     for w in warnings:
         log(f"warning: {w}")
@@ -158,6 +164,10 @@ def _init_overrides(cfg: FinetuneConfig, card: ModelCard | None, spacing, norm) 
     if scheme is not None and cfg.data.normalization != scheme:
         out.append(f"data.normalization {cfg.data.normalization!r} is not used: --init "
                    f"{cfg.init} was pretrained on {scheme!r}-normalised data")  # fmt: skip
+    bias = recipe(norm)["bias_correct"]
+    if cfg.data.bias_correct != bias:
+        out.append(f"data.bias_correct {cfg.data.bias_correct!r} is not used: --init "
+                   f"{cfg.init} was pretrained with bias_correct={bias!r}")  # fmt: skip
     return out
 
 
@@ -317,7 +327,7 @@ def _card(cfg, spec, store, splits, backbone, model, init_card, size, seed: int)
         backbone,
         modalities=spec.channels,
         spacing=list(pre["spacing"]),
-        normalization={k: pre[k] for k in ("normalization", "clip_percentiles")},
+        normalization=recipe(pre),
         patch_size=list(size),
         ssl_method=init_card.ssl_method if init_card else None,
         data_summary={"n_train": len(splits["train"]), "n_val": len(splits["val"])},
