@@ -175,10 +175,11 @@ def test_prepare_registers_a_session_on_two_grids_and_keeps_old_plans(tmp_path):
     assert "rigid registration moved it" in warning["warning"]
     m = Store(tmp_path / "store").manifest
     assert m["group"].nunique() == 1 and len({tuple(s) for s in m["shape"]}) == 1
-    # a plan written before the setting existed is still this recipe
+    # a plan written before the settings existed (co-registration, bias correction) is still
+    # this recipe
     plan = tmp_path / "store" / "plan.json"
     old = json.loads(plan.read_text())
-    del old["preprocess"]["coregister"]
+    del old["preprocess"]["coregister"], old["preprocess"]["bias_correct"]
     plan.write_text(json.dumps(old))
     again = prepare(raw, tmp_path / "store", cfg, progress=False, log=lambda _: None)
     assert again.n_skipped == 1

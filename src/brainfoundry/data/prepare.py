@@ -500,6 +500,9 @@ def _collect(
         log(f"warning: {w['subject']}/{w['session']}: {w['path']}: {w['warning']}")
 
 
+ADDED_LATER = {"coregister": "auto", "bias_correct": "off"}  # preprocess settings, as before
+
+
 def _check_plan(store: Path, cfg: PrepareConfig) -> None:
     """A store holds one preprocessing recipe: refuse to mix, write it on first use."""
     p = store / "plan.json"
@@ -507,10 +510,11 @@ def _check_plan(store: Path, cfg: PrepareConfig) -> None:
     if p.exists():
         have = json.loads(p.read_text())
         mine = {k: have.get(k) for k in want}
-        if isinstance(mine["preprocess"], dict) and "coregister" not in mine["preprocess"]:
-            # a plan from before the setting: sessions on one grid were kept as "auto" keeps
-            # them (a session on several grids became one group per grid, as "off" does now)
-            mine["preprocess"] = {**mine["preprocess"], "coregister": "auto"}
+        if isinstance(mine["preprocess"], dict):
+            # a plan from before a setting existed: what the code then did. Sessions on one
+            # grid were kept as coregister "auto" keeps them (a session on several grids became
+            # one group per grid, as "off" does now); no bias field was corrected.
+            mine["preprocess"] = {**ADDED_LATER, **mine["preprocess"]}
         if mine != want:
             raise BrainFoundryError(
                 f"{p}: this store was prepared with other settings "
