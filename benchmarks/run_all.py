@@ -25,6 +25,12 @@ RESULTS = Path(__file__).parent / "results"
 BENCHMARKS: dict[str, tuple[str, list[str], str, str]] = {
     "prepare": ("bench_prepare", [], "ingest + preprocess one scan", "nnU-Net v2 preprocessor"),
     "store": ("bench_store", [], "store size and random-crop reads", "npy, nnU-Net b2nd"),
+    "skull_strip": (
+        "bench_skull_strip",
+        [],
+        "brain extraction Dice, auto's verdict, one raw 1 mm head session preprocessed",
+        "the generator's brain masks; the 20 s target",
+    ),  # fmt: skip
     "loader": (
         "bench_loader",
         [],

@@ -58,7 +58,8 @@ def test_it_is_part_of_the_recipe_and_checked():
     plan = {"preprocess": {"spacing": [4, 4, 4], "normalization": "zscore",
                            "clip_percentiles": None, "bias_correct": "n4"}}  # fmt: skip
     norm = recipe(plan["preprocess"])
-    assert norm == {"normalization": "zscore", "clip_percentiles": None, "bias_correct": "n4"}
+    assert norm == {"normalization": "zscore", "clip_percentiles": None, "bias_correct": "n4",
+                    "skull_strip": "off"}  # a plan from before skull_strip: not done  # fmt: skip
     assert preprocess_config([4, 4, 4], norm).bias_correct == pre.bias_correct == "n4"
     old = {"normalization": "zscore", "clip_percentiles": None}  # a plan from before
     assert recipe(old)["bias_correct"] == "off"

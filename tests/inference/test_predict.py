@@ -4,6 +4,7 @@ uncertainty; QC PNG) and one-line errors that leave no output behind."""
 
 from __future__ import annotations
 
+import csv
 import json
 
 import nibabel as nib
@@ -121,6 +122,10 @@ def test_batch_over_a_task_folder_is_resumable(fomo, tmp_path, capsys):
     stamp = txts[0].stat().st_mtime_ns
     assert main(["predict", "-m", str(model), "--batch", str(test), "-o", str(out)]) == 0
     assert txts[0].stat().st_mtime_ns == stamp  # finished cases are kept, not redone
+    rows = list(csv.DictReader((out / "summary.csv").open()))  # kept cases are listed too
+    assert [r["case"] for r in rows] == [t.stem for t in txts]
+    assert {r["skull_strip"] for r in rows} == {"auto: stripped"}  # skull-stripped already
+    assert all(r["status"] in ("ok", "warning") for r in rows)
 
 
 def test_batch_over_a_csv_of_dicom_and_nifti(fomo, tmp_path):

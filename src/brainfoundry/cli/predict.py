@@ -35,6 +35,22 @@ _PRECISION = typer.Option(
     "with bf16 units; softmax and blending stay fp32). Its agreement with fp32 (mask Dice, "
     "max |dP|) is measured in benchmarks/results/inference.md.",
 )
+
+
+class SkullStrip(str, Enum):
+    """The choices of --skull-strip (`data.skull_strip.MODES`)."""
+
+    auto = "auto"
+    off = "off"
+    deepbet = "deepbet"
+
+
+_SKULL_STRIP = typer.Option(
+    None,
+    "--skull-strip",
+    help="Brain extraction before the model: auto (strip a scan that shows more than a brain), "
+    "deepbet (strip every scan), off. Default: the model's own recipe (its card).",
+)
 _COREGISTER = typer.Option(
     "auto",
     "--coregister",
@@ -75,6 +91,7 @@ def predict(
     ),
     precision: Precision = _PRECISION,
     coregister: Coregister = _COREGISTER,
+    skull_strip: SkullStrip = _SKULL_STRIP,
     device: str = typer.Option("auto", help="auto (cuda if present), cpu, cuda or cuda:N."),
     qc: bool = typer.Option(True, "--qc/--no-qc", help="Write the QC PNG beside each output."),
 ) -> None:
@@ -83,14 +100,16 @@ def predict(
 
     Writes OUTPUT.txt (a probability, a value, a class name, or one `name<TAB>value` line per
     target) or OUTPUT.nii.gz (a {0,1} mask, or a 0..K-1 label map, on the input's grid), plus
-    OUTPUT.json (uncertainty) and OUTPUT.png (QC)."""
+    OUTPUT.json (uncertainty, QC flags) and OUTPUT.png (QC); --batch also writes
+    summary.csv (each case's status and flags)."""
     from ..inference.predict import FOMO_FLAGS, Predictor, session_inputs
 
     flags = dict(zip(FOMO_FLAGS, (flair, adc, dwi_b1000, t2s, swi, t1, t2)))
     given = _one_input_mode(flags, session, batch)
     kw = {"overlap": overlap, "mirror": mirror, "skip_empty": brain_only,
           "batch_size": tile_batch, "whole": whole, "precision": precision.value,
-          "coregister": coregister.value}  # fmt: skip
+          "coregister": coregister.value,
+          "skull_strip": skull_strip.value if skull_strip else None}  # fmt: skip
     predictor = Predictor(model, device)
     if batch is None:
         _predict_one(predictor, given or session_inputs(session), output, kw, qc)
@@ -120,30 +139,40 @@ def _predict_one(predictor, inputs: dict, output: Path, kw: dict, qc: bool) -> N
 
 def _predict_batch(predictor, batch: Path, output: Path, kw: dict, qc: bool) -> None:
     """Every session of `batch` into the folder `output`; finished cases are kept (resumable),
-    a failed case is reported and the rest go on; exit 1 if any failed."""
+    a failed case is reported and the rest go on; summary.csv holds every case's status and QC
+    flags; exit 1 if any failed."""
     from tqdm import tqdm
 
     from ..errors import BrainFoundryError
-    from ..inference.predict import batch_sessions, write_outputs
+    from ..inference.predict import batch_sessions, output_paths, write_outputs
+    from ..inference.summary import failed_row, finished_row, write_summary
 
     sessions = batch_sessions(batch)
     ext = ".nii.gz" if predictor.spec.type == "segmentation" else ".txt"
     failed = warned = 0
+    rows = []
     for name, inputs in tqdm(sessions, desc="predict", unit="case"):
         target = output / f"{name}{ext}"
+        side = output_paths(target, predictor.spec.type)[1]
         if target.exists():
-            continue  # resumable: finished cases are kept
+            rows.append(finished_row(name, target, side))  # resumable: finished cases are kept
+            continue
         try:
             result = predictor.predict(inputs, **kw)
             write_outputs(result, target, qc=qc)
         except BrainFoundryError as e:
             failed += 1
             tqdm.write(f"error: {e}")
+            rows.append(failed_row(name, str(e)))
             continue
+        rows.append(finished_row(name, target, side))
         for w in result.get("warnings", []):
             warned += 1
             tqdm.write(f"warning: {name}: {w}")
+    summary = write_summary(output, rows) if rows else None
     note = f" ({warned} warning(s), in each case's .json)" if warned else ""
     typer.echo(f"predicted {len(sessions) - failed} of {len(sessions)} sessions -> {output}{note}")
+    if summary is not None:
+        typer.echo(f"summary: {summary}")
     if failed:
         raise typer.Exit(1)

@@ -49,6 +49,14 @@ _WORKERS = typer.Option(
 )
 _QC = typer.Option(True, "--qc/--no-qc", help="Write QC montages (PNG) under OUTPUT/qc.")
 _FORCE = typer.Option(False, "--force", help="Write into a non-empty output folder.")
+_HEAD = typer.Option(
+    False,
+    "--head",
+    help="Raw scans: keep a modelled head around the brain (skull, scalp, the tissue in front), "
+    "not skull-stripped; the same seed gives the same brains and labels without it. Task "
+    "cases get labels/.../brain_mask.nii.gz, the skull strip's reference.",
+)
+_DEFACE = typer.Option(False, "--deface", help="As --head, with the face cut off (defaced).")
 
 
 def _run(
@@ -64,6 +72,8 @@ def _run(
     qc: bool,
     force: bool,
     shift_parts: str | None = None,
+    head: bool = False,
+    deface: bool = False,
 ) -> None:
     from ..synth.config import DEFAULT_RESOLUTION, SHIFT_PARTS, SynthConfig, parse_resolution
     from ..synth.writers import generate
@@ -82,6 +92,8 @@ def _run(
         difficulty=difficulty,
         workers=workers,
         qc=qc,
+        head=head,
+        deface=deface,
     )
     info = generate(cfg, output, progress=True, force=force)
     if kind == "pretrain":
@@ -110,9 +122,12 @@ def pretrain(
     workers: int = _WORKERS,
     qc: bool = _QC,
     force: bool = _FORCE,
+    head: bool = _HEAD,
+    deface: bool = _DEFACE,
 ) -> None:
     """Unlabelled pretraining corpus in FOMO60K layout (sub_N/ses_M/<sequence>.nii.gz)."""
-    _run("pretrain", output, n, None, resolution, seed, shift, difficulty, workers, qc, force)
+    _run("pretrain", output, n, None, resolution, seed, shift, difficulty, workers, qc, force,
+         None, head, deface)  # fmt: skip
 
 
 @synth_app.command("task")
@@ -149,6 +164,8 @@ def task(
     workers: int = _WORKERS,
     qc: bool = _QC,
     force: bool = _FORCE,
+    head: bool = _HEAD,
+    deface: bool = _DEFACE,
 ) -> None:
     """A FOMO25/FOMO26-style task: OUTPUT/{finetune,test}/{preprocessed,labels}/sub_N/ses_1/…
 
@@ -157,7 +174,7 @@ def task(
     probe writes label.txt (the class index) and OUTPUT/{finetune,test}/participants.csv."""
     _run(
         name.value, output, n, n_test, resolution, seed, shift, difficulty, workers, qc, force,
-        shift_parts,
+        shift_parts, head, deface,
     )  # fmt: skip
 
 

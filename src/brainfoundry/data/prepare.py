@@ -34,7 +34,7 @@ from ..io.volume import Volume, read_volume
 from ..workers import init_worker
 from .arrays import ArrayFormat, write_array
 from .coregister import onto_reference, same_grid
-from .preprocess import PreprocessConfig, Preprocessed, preprocess_group
+from .preprocess import RECIPE_BEFORE, PreprocessConfig, Preprocessed, preprocess_group
 from .store import merge, scan_id, target_column
 
 N_LOCATIONS = 2000
@@ -344,6 +344,7 @@ def process_session(
         pre, errs = _preprocess(root, group, label, cfg, aligned[gi])
         errors.extend(errs)
         if pre is not None:
+            warnings.extend(_error(e0.path, w, e0, kind="warning") for w in pre.warnings)
             kept = _label_fields(label, pre, dropped, warnings)
             written += _write_group(root, gid, group, pre, cfg, kept)
     return written, errors, warnings
@@ -500,7 +501,8 @@ def _collect(
         log(f"warning: {w['subject']}/{w['session']}: {w['path']}: {w['warning']}")
 
 
-ADDED_LATER = {"coregister": "auto", "bias_correct": "off"}  # preprocess settings, as before
+# preprocess settings a plan from before they existed lacks: what the code then did
+ADDED_LATER = {"coregister": "auto", **RECIPE_BEFORE}
 
 
 def _check_plan(store: Path, cfg: PrepareConfig) -> None:
@@ -513,12 +515,28 @@ def _check_plan(store: Path, cfg: PrepareConfig) -> None:
         if isinstance(mine["preprocess"], dict):
             # a plan from before a setting existed: what the code then did. Sessions on one
             # grid were kept as coregister "auto" keeps them (a session on several grids became
-            # one group per grid, as "off" does now); no bias field was corrected.
+            # one group per grid, as "off" does now); no bias field was corrected, no skull
+            # stripped.
             mine["preprocess"] = {**ADDED_LATER, **mine["preprocess"]}
         if mine != want:
+            differ = _differences(mine, want)
             raise BrainFoundryError(
-                f"{p}: this store was prepared with other settings "
-                f"({mine['preprocess']}); use a new store folder"
+                f"{p}: this store was prepared with other settings ({differ}); use a new "
+                "store folder, or the store's settings"
             )
         return
     atomic_write_text(p, json.dumps({**want, "version": __version__}, indent=2))
+
+
+def _differences(have: dict, want: dict) -> str:
+    """ "preprocess.x: store a, asked b" for each setting that differs (all, when not dicts)."""
+    out = []
+    for part in want:
+        h, w = have.get(part), want[part]
+        if not isinstance(h, dict) or not isinstance(w, dict):
+            if h != w:
+                out.append(f"{part}: store {h}, asked {w}")
+            continue
+        out += [f"{part}.{k}: store {h.get(k)!r}, asked {w.get(k)!r}"
+                for k in sorted(set(h) | set(w)) if h.get(k) != w.get(k)]  # fmt: skip
+    return "; ".join(out)

@@ -1,7 +1,9 @@
-"""Per-session preprocessing: RAS reorientation → resampling → foreground crop → normalisation.
+"""Per-session preprocessing: co-registration → brain extraction → RAS reorientation →
+resampling → (bias correction) → foreground crop → normalisation.
 
 Scans of a session on other grids than the first (the reference) are first brought onto its
-grid (`coregister`: rigid registration when the grids differ, by default). Every step is
+grid (`coregister`: rigid registration when the grids differ, by default); a head is then
+skull-stripped (`skull_strip`, "auto" by default). Every step is
 recorded in a `Geometry`, so `restore` maps an array in preprocessed space (a prediction) back
 onto the exact grid and affine of the reference input file.
 """
@@ -19,6 +21,8 @@ from ..io.volume import Volume
 from .bias_field import n4_correct
 from .coregister import align_session, check_mode
 from .resample import resample, resample_labels, target_shape
+from .skull_strip import check_mode as check_strip
+from .skull_strip import skull_strip
 
 
 @dataclass
@@ -53,9 +57,15 @@ class PreprocessConfig:
     # "n4": divide each resampled scan by its N4-fitted smooth bias field before normalising
     # (`data.bias_field`); part of the model's recipe (its card), so predict repeats it
     bias_correct: Literal["off", "n4"] = "off"
+    # brain extraction after co-registration, on the session's best sequence for it, its mask
+    # applied to every scan (`data.skull_strip`): "auto" strips a scan that shows more than a
+    # brain and leaves a skull-stripped one (or a slab) as it is; "deepbet" strips every scan;
+    # part of the model's recipe, so predict repeats it on raw input
+    skull_strip: Literal["auto", "off", "deepbet"] = "auto"
 
     def __post_init__(self) -> None:
         check_mode(self.coregister)
+        check_strip(self.skull_strip)
         if self.bias_correct not in ("off", "n4"):
             raise ConfigError(f"preprocess.bias_correct {self.bias_correct!r}: use off or n4")
         if self.normalization not in ("quantile", "zscore", "none"):
@@ -90,13 +100,16 @@ class Geometry:
         return cls(**d)
 
 
-RECIPE_KEYS = ("normalization", "clip_percentiles", "bias_correct")
+RECIPE_KEYS = ("normalization", "clip_percentiles", "bias_correct", "skull_strip")
+# what a plan (or a card) written before a recipe setting existed did: no bias correction, no
+# brain extraction
+RECIPE_BEFORE = {"bias_correct": "off", "skull_strip": "off"}
 
 
 def recipe(preprocess: dict) -> dict:
-    """The intensity recipe a model's card keeps from its store's plan (a plan written before
-    bias correction existed had none: "off")."""
-    return {"bias_correct": "off", **{k: preprocess[k] for k in RECIPE_KEYS if k in preprocess}}
+    """The intensity recipe a model's card keeps from its store's plan (`RECIPE_BEFORE` for the
+    settings an old plan lacks)."""
+    return {**RECIPE_BEFORE, **{k: preprocess[k] for k in RECIPE_KEYS if k in preprocess}}
 
 
 def to_ras(vol: Volume) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -177,7 +190,9 @@ class Preprocessed:
     geometry: Geometry
     stats: list[dict]  # per image: fg_mean, fg_std, fg_fraction
     fg_mask: np.ndarray
-    warnings: list[str] = field(default_factory=list)  # scans moved onto the reference grid
+    # scans moved onto the reference grid, a skull strip
+    warnings: list[str] = field(default_factory=list)
+    qc: dict = field(default_factory=dict)  # {"skull_strip": what was done (`Stripped.record`)}
 
 
 def _check_grids(vols: list[Volume], seg: Volume | None) -> None:
@@ -238,6 +253,9 @@ def preprocess_group(
     grid than the first are first brought onto it (`cfg.coregister`, each one a warning)."""
     vols, notes = align_session(vols, cfg.coregister, cfg.interpolation)
     _check_grids(vols, seg)
+    stripped = skull_strip(vols, cfg.skull_strip)
+    vols = stripped.vols
+    notes = notes + ([stripped.note] if stripped.note else [])
     ref = vols[0]
     canon = [to_ras(v) for v in vols]
     _, affine, ornt = canon[0]
@@ -276,7 +294,7 @@ def preprocess_group(
     )
     out, stats = [im for im, _ in done], [st for _, st in done]
     lab = label[sl] if label is not None else None
-    return Preprocessed(out, lab, geom, stats, mask[sl], notes)
+    return Preprocessed(out, lab, geom, stats, mask[sl], notes, {"skull_strip": stripped.record})
 
 
 def restore(

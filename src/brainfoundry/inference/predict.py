@@ -75,6 +75,7 @@ class Session:
     ref: Volume  # the first given scan: grid, affine and spacing of the outputs
     first: int  # its channel (the QC picture shows it)
     warnings: list[str] = field(default_factory=list)  # scans moved onto the reference grid
+    qc: dict = field(default_factory=dict)  # what preprocessing did (`Preprocessed.qc`)
 
 
 class Predictor:
@@ -128,16 +129,20 @@ class Predictor:
     def predict(self, inputs: dict[str, str | Path], *, overlap: float = 0.5,
                 mirror: bool = False, skip_empty: bool = False, batch_size: int = 2,
                 whole: bool = False, precision: str = "fp32",
-                coregister: Mode = "auto") -> dict:  # fmt: skip
+                coregister: Mode = "auto", skull_strip: str | None = None) -> dict:  # fmt: skip
         """Outputs of one session: {"kind", "value" or "mask", "uncertainty", ...}.
         overlap, mirror, skip_empty, batch_size: the sliding window's (segmentation);
         whole: one pass over the whole cropped volume instead (faster, see inference.md);
         precision: "fp32" or "bf16" autocast of the network (`inference.precision`);
-        coregister: how scans on another grid than the first are brought onto it."""
+        coregister: how scans on another grid than the first are brought onto it;
+        skull_strip: brain extraction (`data.skull_strip`), None: the model's recipe."""
         t0 = time.perf_counter()
         check_precision(precision)
         chosen = self.assign(inputs)
-        session = preprocess_session(chosen, self.card.spacing, self.card.normalization, coregister)
+        norm = dict(self.card.normalization or {})
+        if skull_strip is not None:
+            norm["skull_strip"] = skull_strip
+        session = preprocess_session(chosen, self.card.spacing, norm, coregister)
         out: dict = {"task": self.spec.name, "kind": self.spec.type, "members": len(self.members)}
         if self.spec.type == "segmentation":
             sw = {"overlap": overlap, "mirror": mirror, "skip_empty": skip_empty,
@@ -146,6 +151,7 @@ class Predictor:
         else:
             out.update(self._case(session, precision))
         out["warnings"] = session.warnings + out.get("warnings", [])
+        out["qc"] = session.qc
         out["qc_image"] = session.image[session.first]
         out["qc_prob"] = out.get("prob_preprocessed")
         out["inputs"] = {e: str(p) for e, p in zip(self.spec.channels, chosen) if p is not None}
@@ -236,7 +242,7 @@ def preprocess_session(
     for i, im in zip(where, pre.images):
         chans[i] = im
     image, present = stack_channels(chans)
-    return Session(image, present, pre.geometry, vols[0], where[0], pre.warnings)
+    return Session(image, present, pre.geometry, vols[0], where[0], pre.warnings, pre.qc)
 
 
 def _lesion_uncertainty(probs: list[np.ndarray], prob: np.ndarray, mask, spacing) -> dict:
@@ -373,6 +379,7 @@ def write_outputs(
     main.parent.mkdir(parents=True, exist_ok=True)
     info = {k: result[k] for k in ("task", "kind", "members", "uncertainty", "inputs")}
     info["warnings"] = result.get("warnings", [])
+    info["qc"] = result.get("qc", {})
     if "plausibility" in result:
         info["plausibility"] = result["plausibility"]
     info["output"] = main.name

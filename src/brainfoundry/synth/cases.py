@@ -46,7 +46,8 @@ class SessionSpec:
     wmh: int = 0  # extra white-matter hyperintensities (small-vessel disease)
     polymicrogyria: bool = False
     cortical_distractors: bool = False  # a focal atrophy now and then, label-independent
-    head: bool = False  # keep a modelled non-brain head (`head`), defaced: not skull-stripped
+    head: bool = False  # keep a modelled non-brain head (`head`): not skull-stripped
+    deface: bool = True  # with `head`: its face cut off, as defacing tools do
 
     def shift_of(self, part: str) -> float:
         """The shift strength one part of the generator sees (0 for parts left unshifted)."""
@@ -57,11 +58,13 @@ class SessionSpec:
 class Session:
     images: dict[str, np.ndarray]  # file stem -> int16 volume
     lesion: np.ndarray  # uint8 mask of the labelled pathology (infarcts, tumour; may be empty)
-    brain: np.ndarray  # bool skull-strip mask
+    brain: np.ndarray  # bool mask of what the images show: the brain, or the head (`head`)
     meta: dict
     qc: dict = field(default_factory=dict)  # 2D slices for the montage
     tissues: torch.Tensor | None = None  # [6,X,Y,Z] fractions, only when asked for
     volumes: dict[str, float] = field(default_factory=dict)  # `tissue_volumes`, in mL
+    # the brain within the field of view, head or not: a skull-strip's reference mask
+    brain_mask: np.ndarray | None = None
 
 
 def _z_range(mask: torch.Tensor) -> tuple[int, int] | None:
@@ -115,7 +118,7 @@ def make_session(spec: SessionSpec, anat: Anatomy, keep_tissues: bool = False) -
     contrast = draw_contrast(rng, spec.shift_of("contrast"), spec.vendor)
     contrast.means = age_contrast(contrast.means, ageing)
     z_lo, z_hi = coverage(rng, grid[2], anat.res, spec.shift_of("coverage"), _z_range(labelled))
-    kept = tissues
+    kept, brain_only = tissues, brain
     if spec.head:  # the whole head is kept: it is what the scan shows
         tissues, brain, meta["head"] = _with_head(spec, anat, coords, tissues, contrast)
     keep = brain.clone()
@@ -131,8 +134,11 @@ def make_session(spec: SessionSpec, anat: Anatomy, keep_tissues: bool = False) -
         acquisition=acquisition,
     )
     lesion = (labelled & keep).numpy().astype(np.uint8)
+    in_view = brain_only.clone()
+    in_view[..., :z_lo] = False
+    in_view[..., z_hi:] = False
     out = Session(images, lesion, keep.numpy(), meta, tissues=kept if keep_tissues else None,
-                  volumes=volumes)  # fmt: skip
+                  volumes=volumes, brain_mask=in_view.numpy())  # fmt: skip
     out.qc = qc_slices(out)
     return out
 
@@ -202,6 +208,18 @@ def _fomo26_findings(
     return tissues, labelled
 
 
+def head_maps(stems: tuple[str, ...]) -> list[str]:
+    """The contrast's internal maps that `stems` are made from, in order, once each (a DWI from
+    s0 and adc; "t1_2" from t1)."""
+    out: list[str] = []
+    for stem in stems:
+        seq = canonical_modality(stem) or stem
+        for m in ("s0", "adc") if seq == "dwi_b1000" else (seq,):
+            if m not in out:
+                out.append(m)
+    return out
+
+
 def _with_head(
     spec: SessionSpec, anat: Anatomy, coords: torch.Tensor, tissues: torch.Tensor,
     contrast: Contrast,
@@ -209,10 +227,11 @@ def _with_head(
     """Tissues with the modelled head's channels appended and their signal added to
     `contrast` (from a generator of the subject's own): (tissues, head mask, record)."""
     hrng = np.random.default_rng([spec.subject_seed, 26])
-    channels, mask, record = head(hrng, anat, coords, tissues[:5].sum(0).clamp(max=1.0))
-    for seq in spec.sequences:
-        csf = float(contrast.means[seq][3])
-        contrast.means[seq] = np.concatenate([contrast.means[seq], head_means(seq, csf, hrng)])
+    brain = tissues[:5].sum(0).clamp(max=1.0)
+    channels, mask, record = head(hrng, anat, coords, brain, spec.deface)
+    for m in head_maps(spec.sequences):
+        csf = float(contrast.means[m][3])
+        contrast.means[m] = np.concatenate([contrast.means[m], head_means(m, csf, hrng)])
     return torch.cat([tissues, channels]), mask, record
 
 

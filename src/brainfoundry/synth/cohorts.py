@@ -112,6 +112,8 @@ def _plan_task(
             infarcts=infarcts,
             meningioma=kind == "meningioma",
             distractors=kind != "brainage",
+            head=cfg.head or cfg.deface,
+            deface=cfg.deface,
         )
         label = None if np.isnan(labels[i]) else float(labels[i])
         jobs.append(Job(split, f"sub_{first_id + i}", "ses_1", spec, label, qc=i < cfg.qc_cases))
@@ -145,6 +147,8 @@ def _plan_pretrain(cfg: SynthConfig) -> list[Job]:
                 infarcts=int(path < 0.12) + int(path < 0.03),
                 meningioma=0.12 <= path < 0.17,
                 distractors=path > 0.7,
+                head=cfg.head or cfg.deface,
+                deface=cfg.deface,
             )
             jobs.append(
                 Job(

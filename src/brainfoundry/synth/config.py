@@ -43,6 +43,11 @@ class SynthConfig:
     positive_fraction: float = 0.6  # infarct: share of positive cases per split
     min_age: float = 18.0
     max_age: float = 90.0
+    # raw input, not skull-stripped: every scan keeps a modelled head (skull, scalp, the tissue
+    # in front of the brain); `deface` cuts its face off, as defacing tools do. One seed gives
+    # the same subjects, brains and labels with and without it.
+    head: bool = False
+    deface: bool = False
 
     @property
     def base_kind(self) -> str:
@@ -98,6 +103,12 @@ class SynthConfig:
         return self
 
     def _validate_fomo26(self) -> None:
+        if (self.head or self.deface) and self.kind in FOMO26_KINDS:
+            raise ConfigError(
+                f"--head/--deface do not apply to {self.kind}: its scans follow the challenge "
+                "(polymicrogyria's test split keeps a defaced head, the trigeminal slab its "
+                "bone); use them with pretrain, infarct, meningioma, brainage or brain-profile"
+            )
         if self.kind == "polymicrogyria" and self.n < 2:
             raise ConfigError("polymicrogyria needs --n of at least 2 (one positive, one negative)")
         if self.kind == "probe" and self.n < PROBE_CLASSES:

@@ -19,7 +19,20 @@ from .fields import sample
 
 HEAD_CHANNELS = ("csf_extra", "bone", "marrow", "fat", "soft")
 # relative signal per channel (WM = 1 on T1), before per-subject jitter
-HEAD_MEANS = {"t1": (None, 0.04, 0.85, 1.2, 0.55), "t2": (None, 0.04, 0.55, 0.75, 0.45)}
+# keyed by the contrast's internal maps (DWI is made from s0 and adc); fat is bright on T1, T1c,
+# FLAIR and PD, suppressed on the EPI of DWI; bone is dark everywhere but on the ADC map, where
+# the EPI's noise floor gives cortical bone a meaningless middling value
+HEAD_MEANS = {
+    "t1": (None, 0.04, 0.85, 1.2, 0.55),
+    "t2": (None, 0.04, 0.55, 0.75, 0.45),
+    "flair": (None, 0.04, 0.70, 0.90, 0.50),
+    "pd": (None, 0.05, 0.75, 0.90, 0.65),
+    "t1c": (None, 0.04, 0.85, 1.20, 0.70),
+    "s0": (None, 0.03, 0.30, 0.20, 0.40),
+    "adc": (None, 1.00, 0.50, 0.30, 1.20),
+    "t2s": (None, 0.03, 0.40, 0.60, 0.40),
+    "swi": (None, 0.03, 0.35, 0.55, 0.40),
+}
 _FAR = 60.0  # mm; zero padding outside the template grid then reads as far outside the head
 _DIST: dict[float, torch.Tensor] = {}
 
@@ -53,10 +66,15 @@ def _layers(d: torch.Tensor, thick: dict[str, float], res: float) -> dict[str, t
 
 
 def head(
-    rng: np.random.Generator, anat: Anatomy, coords: torch.Tensor, brain_fraction: torch.Tensor
+    rng: np.random.Generator,
+    anat: Anatomy,
+    coords: torch.Tensor,
+    brain_fraction: torch.Tensor,
+    deface: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """([5,X,Y,Z] HEAD_CHANNELS fractions, bool head mask after defacing, record) for output
-    voxels with template coordinates `coords`; `brain_fraction` is the brain's tissue sum."""
+    """([5,X,Y,Z] HEAD_CHANNELS fractions, bool head mask, record) for output voxels with
+    template coordinates `coords`; `brain_fraction` is the brain's tissue sum. `deface`: cut the
+    face off (the plane is drawn either way, so one seed gives one head)."""
     thick = {
         "table": float(rng.uniform(1.2, 2.0)),
         "diploe": float(rng.uniform(2.0, 4.0)),
@@ -70,16 +88,19 @@ def head(
     out = torch.stack([csf, layers["bone"], layers["marrow"], layers["fat"], layers["soft"]])
     world = coords * anat.res + torch.as_tensor(anat.affine[:3, 3], dtype=torch.float32)
     y0, z0, slope = rng.uniform(25.0, 35.0), rng.uniform(-64.0, -56.0), rng.uniform(1.0, 1.25)
-    face = (world[..., 2] < z0 + slope * (world[..., 1] - y0)) & (d > 0.0)
-    out[:, face] = 0.0
+    if deface:
+        face = (world[..., 2] < z0 + slope * (world[..., 1] - y0)) & (d > 0.0)
+        out[:, face] = 0.0
     mask = (out.sum(0) + brain_fraction) > 0.5
     record: dict = {k: round(v, 2) for k, v in thick.items()}
-    record["deface_plane"] = {"y0": round(y0, 1), "z0": round(z0, 1), "slope": round(slope, 2)}
+    if deface:
+        record["deface_plane"] = {"y0": round(y0, 1), "z0": round(z0, 1), "slope": round(slope, 2)}
     return out, mask, record
 
 
 def head_means(seq: str, csf: float, rng: np.random.Generator) -> np.ndarray:
-    """Signal of the HEAD_CHANNELS on `seq` (the extra-axial CSF as the session's CSF)."""
+    """Signal of the HEAD_CHANNELS on the internal map `seq` (the extra-axial CSF as the
+    session's CSF)."""
     if seq not in HEAD_MEANS:
         raise ValueError(f"no head model for {seq!r}; one of {sorted(HEAD_MEANS)}")
     vals = [csf] + [m * float(np.exp(rng.normal(0.0, 0.08))) for m in HEAD_MEANS[seq][1:]]

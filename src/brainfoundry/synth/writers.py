@@ -69,6 +69,9 @@ def run_job(job: Job, out: str, kind: str, res: float) -> dict:
     for stem, vol in s.images.items():
         write_nifti(img_dir / f"{stem}.nii.gz", vol, affine)
     targets = profile_targets(job, s.volumes) if kind == "brain-profile" else None
+    if lab_dir is not None and job.spec.head and s.brain_mask is not None:
+        # the reference a skull strip is measured against (never read as a scan or label)
+        write_nifti(lab_dir / "brain_mask.nii.gz", s.brain_mask.astype(np.uint8), affine)
     if lab_dir is not None:
         if kind in SEG_KINDS:
             write_nifti(lab_dir / "seg.nii.gz", s.lesion, affine)

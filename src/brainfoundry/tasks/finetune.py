@@ -56,6 +56,7 @@ class FinetuneData(SamplingConfig):
     spacing: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])  # scratch only
     normalization: str = "zscore"  # scratch only (preprocess.normalization; a suite sets it)
     bias_correct: Literal["off", "n4"] = "off"  # scratch only (preprocess.bias_correct)
+    skull_strip: Literal["auto", "off", "deepbet"] = "auto"  # scratch only (preprocess.skull_strip)
     volume_shape: list[int] | None = None  # case-level input box; None: fits every brain
     augment: str = "light"
     margin: int = 4
@@ -134,7 +135,11 @@ def prepare_run(cfg: FinetuneConfig, data, out: Path, log=print, store_dir=None)
     norm = (
         init_card.normalization
         if init_card
-        else {"normalization": cfg.data.normalization, "bias_correct": cfg.data.bias_correct}
+        else {
+            "normalization": cfg.data.normalization,
+            "bias_correct": cfg.data.bias_correct,
+            "skull_strip": cfg.data.skull_strip,
+        }
     )
     warnings = _init_overrides(cfg, init_card, spacing, norm)
     for w in warnings:
@@ -164,10 +169,11 @@ def _init_overrides(cfg: FinetuneConfig, card: ModelCard | None, spacing, norm) 
     if scheme is not None and cfg.data.normalization != scheme:
         out.append(f"data.normalization {cfg.data.normalization!r} is not used: --init "
                    f"{cfg.init} was pretrained on {scheme!r}-normalised data")  # fmt: skip
-    bias = recipe(norm)["bias_correct"]
-    if cfg.data.bias_correct != bias:
-        out.append(f"data.bias_correct {cfg.data.bias_correct!r} is not used: --init "
-                   f"{cfg.init} was pretrained with bias_correct={bias!r}")  # fmt: skip
+    kept = recipe(norm)
+    for key in ("bias_correct", "skull_strip"):
+        if getattr(cfg.data, key) != kept[key]:
+            out.append(f"data.{key} {getattr(cfg.data, key)!r} is not used: --init "
+                       f"{cfg.init} was pretrained with {key}={kept[key]!r}")  # fmt: skip
     return out
 
 
