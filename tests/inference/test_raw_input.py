@@ -1,8 +1,8 @@
-"""Raw scans in, native-space answers out (issue: raw clinical scans). A generated test case with
-a defaced head, every scan turned to another axis orientation and one sequence moved by 3 mm /
-3°, predicts what its skull-stripped, aligned self predicts: the probability within 0.1, the
-mask at Dice ≥ 0.8, and the mask on the raw input's own grid. The batch summary lists every
-case's status and what brain extraction did."""
+"""Raw scans in, native-space answers out. A generated test case with a defaced head, every scan
+turned to another axis orientation and one sequence moved by 3 mm / 3°, predicts what its
+skull-stripped, aligned self predicts: the probability within 0.1 (the mask, with a model that
+has learned one, in tests/learning/test_raw_mask.py). The batch summary lists every case's
+status and what brain extraction did."""
 
 from __future__ import annotations
 
@@ -27,16 +27,15 @@ TURN = np.array([[2, -1], [0, 1], [1, -1]], float)
 
 @pytest.fixture(scope="module")
 def defaced(tmp_path_factory):
-    """The fomo fixture's test cases again (same sizes and seeds), with a defaced head."""
-    from tests.tasks.conftest import SIZES
-
+    """Test cases with a defaced head at 2 mm (the fomo fixture's models read 6 mm: predict
+    strips the native scans, then resamples). deepbet needs native-like voxels: on 6 mm scans
+    its mask overshoots the brain by 1.3-1.5x (data.skull_strip), and the models then see
+    another brain."""
     root = tmp_path_factory.mktemp("defaced")
     out = {}
-    for task in ("infarct", "meningioma"):
-        n, n_test = SIZES[task]
-        args = ["synth", "task", task, "-o", str(root / task), "--n", str(n)]
-        assert main([*args, "--n-test", str(n_test), "--resolution", "6", "--no-qc",
-                     "--deface"]) == 0  # fmt: skip
+    for task in ("infarct",):
+        args = ["synth", "task", task, "-o", str(root / task), "--n", "2", "--n-test", "3"]
+        assert main([*args, "--resolution", "2", "--no-qc", "--deface"]) == 0
         out[task] = root / task / "test"
     return out
 
@@ -47,19 +46,28 @@ def _save(data, affine, path):
     return path
 
 
+def _unturn(data):
+    """`data` turned by TURN, back in the original axis order."""
+    inverse = np.zeros_like(TURN)
+    for i, (axis, flip) in enumerate(TURN):
+        inverse[int(axis)] = [i, flip]
+    return nio.apply_orientation(data, inverse)
+
+
 def _clean_and_raw(test, sub, inputs, tmp_path):
     """(clean inputs: the head scans times the brain mask, raw inputs: the head scans turned by
-    TURN, the second one also moved)."""
+    TURN, the DWI also moved: not the reference, the FLAIR, so the outputs' grid stays one a
+    reader can check)."""
     mask = np.asarray(nib.load(test / "labels" / sub / "ses_1" / "brain_mask.nii.gz").dataobj)
     clean, raw = {}, {}
-    for i, (mod, p) in enumerate(sorted(inputs.items())):
+    for mod, p in sorted(inputs.items()):
         img = nib.load(p)
         data = np.asarray(img.dataobj, np.float32)
         clean[mod] = _save(data * (mask > 0), img.affine, tmp_path / "clean" / f"{mod}.nii.gz")
         turned = nio.apply_orientation(data, TURN)
         aff = img.affine @ nio.inv_ornt_aff(TURN, data.shape)
         raw[mod] = _save(turned, aff, tmp_path / "raw" / f"{mod}.nii.gz")
-        if i == 1:
+        if mod == "dwi_b1000":
             raw[mod] = _moved(raw[mod], tmp_path / "raw" / f"{mod}_moved.nii.gz", 3.0, 3.0, 0)
     return clean, raw
 
@@ -79,26 +87,6 @@ def test_a_turned_defaced_case_with_a_moved_sequence_predicts_as_the_clean_one(
     err = capsys.readouterr().err
     assert "skull-stripped (deepbet" in err and "rigid registration moved it" in err
     assert abs(p["raw"] - p["clean"]) <= 0.1, p
-
-
-def test_the_mask_comes_back_on_the_raw_grid_and_agrees_with_the_clean_one(fomo, defaced, tmp_path):
-    model, _ = fomo["meningioma"]
-    test = defaced["meningioma"]
-    sub, inputs = case_inputs(test)
-    clean, raw = _clean_and_raw(test, sub, inputs, tmp_path)
-    masks = {}
-    for name, given in (("clean", clean), ("raw", raw)):
-        out = tmp_path / "out" / f"{name}.nii.gz"
-        assert main(["predict", "-m", str(model), *_flags(given), "-o", str(out)]) == 0
-        masks[name] = nib.load(out)
-    ref = nib.load(raw["flair"])  # the first given scan: the outputs' grid
-    assert masks["raw"].shape == ref.shape
-    assert np.allclose(masks["raw"].affine, ref.affine, atol=1e-5)
-    back = nio.apply_orientation(np.asarray(masks["raw"].dataobj), nio.ornt_transform(
-        TURN, nio.axcodes2ornt("RAS")))  # fmt: skip
-    a, b = back > 0, np.asarray(masks["clean"].dataobj) > 0
-    assert a.any() and b.any()
-    assert 2 * (a & b).sum() / (a.sum() + b.sum()) >= 0.8
 
 
 def test_the_batch_summary_lists_each_case_and_its_brain_extraction(fomo, defaced, tmp_path):

@@ -10,14 +10,9 @@ import pytest
 
 from brainfoundry.cli import main
 
+from .conftest import synth
+
 pytestmark = pytest.mark.slow
-
-
-def _synth(root, task: str, n: int, n_test: int, *extra: str):
-    out = root / task
-    args = ["synth", "task", task, "-o", str(out), "--n", str(n), "--n-test", str(n_test)]
-    assert main([*args, "--resolution", "4", "--seed", "3", "--no-qc", *extra]) == 0
-    return out
 
 
 def _whole_brain_dice(test_dir) -> float:
@@ -32,18 +27,10 @@ def _whole_brain_dice(test_dir) -> float:
     return float(np.mean(scores))
 
 
-def test_segmentation_learns_the_lesion(tmp_path):
+def test_segmentation_learns_the_lesion(meningioma_run):
     """Meningioma masks from 8 cases at 4 mm (400 steps at lr 5e-3): held-out Dice above 0.4,
     far above the whole-brain mask's."""
-    data = _synth(tmp_path, "meningioma", 12, 6, "--shift=0", "--difficulty=0.2")
-    out = tmp_path / "run"
-    rc = main([
-        "finetune", "--task", "meningioma", "--data", str(data / "finetune"), "-o", str(out),
-        "--shots", "8", "--seeds", "0", "--preset", "cpu-tiny", "data.spacing=[4,4,4]",
-        "train.steps=400", "train.checkpoint_every=200", "model.size=mini", "optim.lr=0.005",
-        "val_cases=4", "model.channels=stem",
-    ])  # fmt: skip
-    assert rc == 0
+    out, data = meningioma_run
     assert main(["evaluate", str(out), "--data", str(data / "test"), "--n-boot", "100"]) == 0
     dice = json.loads((out / "seed_0" / "metrics.json").read_text())["metrics"]["dice"]
     floor = _whole_brain_dice(data / "test")
@@ -54,7 +41,7 @@ def test_brain_age_probe_beats_the_mean_and_its_interval_covers(tmp_path):
     """Brain age from 24 labelled cases at 4 mm, no domain shift (the closed-form probe of a
     random encoder, as in the demo): held-out MAE clearly below the training-mean predictor's,
     and the jackknife+ 95% interval, with its guarantee stated, covers most held-out ages."""
-    data = _synth(tmp_path, "brainage", 30, 60, "--shift=0", "--difficulty=0.2")
+    data = synth(tmp_path, "brainage", 30, 60, "--shift=0", "--difficulty=0.2")
     out = tmp_path / "run"
     rc = main([
         "finetune", "--task", "brainage", "--data", str(data / "finetune"), "-o", str(out),

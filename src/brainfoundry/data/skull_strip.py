@@ -117,7 +117,9 @@ def _model():
 
 
 def brain_mask(vol: Volume) -> np.ndarray:
-    """deepbet's brain mask of one scan, on its own voxel grid (bool)."""
+    """deepbet's brain mask of one scan, on its own voxel grid (bool). It is run on the scan as
+    given, before any resampling: on coarse voxels its mask overshoots the brain (1.1-1.5x at
+    4-6 mm, Dice 0.79-0.96; interpolating to 2 mm first did not help), so strip native scans."""
     import nibabel as nib
 
     img = nib.Nifti1Image(np.asarray(vol.data, np.float32), np.asarray(vol.affine, float))

@@ -227,7 +227,7 @@ def _with_head(
     """Tissues with the modelled head's channels appended and their signal added to
     `contrast` (from a generator of the subject's own): (tissues, head mask, record)."""
     hrng = np.random.default_rng([spec.subject_seed, 26])
-    brain = tissues[:5].sum(0).clamp(max=1.0)
+    brain = tissues.sum(0).clamp(max=1.0)  # every channel, the tumour too: no CSF inside it
     channels, mask, record = head(hrng, anat, coords, brain, spec.deface)
     for m in head_maps(spec.sequences):
         csf = float(contrast.means[m][3])

@@ -150,6 +150,37 @@ def prepare_errors(store: Store) -> list[str]:
     return out
 
 
+def preprocessing_flags(store: Store, shown: int = 5) -> list[str]:
+    """One line per kind of thing preprocessing did to some sessions beyond the recipe (a head
+    skull-stripped, a scan registered onto the reference grid), with how many and which: the
+    QC flags of a test set, from the manifest's per-session warnings (kept across resumes)."""
+    m = store.manifest
+    if "warnings" not in m.columns or m.empty:
+        return []
+    kinds: dict[str, list[str]] = {}
+    groups = m.groupby("group", sort=True)
+    for _, g in groups:
+        r = g.iloc[0]
+        texts = {w.get("warning", "") for w in json.loads(r["warnings"] or "[]")}
+        for kind in sorted({_flag_kind(t) for t in texts if t}):
+            kinds.setdefault(kind, []).append(f"{r['subject']}/{r['session']}")
+    out = []
+    for kind, names in sorted(kinds.items()):
+        more = f" and {len(names) - shown} more" if len(names) > shown else ""
+        which = ", ".join(names[:shown]) + more
+        out.append(f"preprocessing: {len(names)} of {len(groups)} sessions {kind} ({which}; "
+                   "the store's manifest has each)")  # fmt: skip
+    return out
+
+
+def _flag_kind(text: str) -> str:
+    if "skull-stripped" in text:
+        return "skull-stripped (deepbet)"
+    if "registration" in text or "grid" in text:
+        return "had a scan brought onto the reference grid"
+    return "carry another preprocessing warning"
+
+
 def dropped_labels(store: Store, spec: TaskSpec) -> list[str]:
     """One warning per session whose label map prepare could not use (on none of the session's
     grids), so a segmentation task has one case fewer than the folder suggests."""

@@ -6,7 +6,8 @@ OUT/test_store. Segmentation masks are mapped back onto each input's grid and sc
 against the session's reference mask (a CSV manifest's `seg` column, or the folder layout's
 `seg.nii.gz`: `tasks.sources.reference_masks`), so Dice/NSD/HD95 are in millimetres of the
 input scan.
-What the numbers rest on but a table hides (sessions whose label prepare could not use, brains
+What the numbers rest on but a table hides (sessions whose label prepare could not use, heads
+skull-stripped and scans registered onto the reference grid (`preprocessing_flags`), brains
 centre-cropped to the input box, regression outputs outside the card's output range, whose
 intervals are clipped as `predict` clips them) is logged and listed under "warnings" in each
 metrics.json and in the report.
@@ -36,6 +37,7 @@ from .data import (
     prepare_errors,
     prepare_task_data,
     preprocess_config,
+    preprocessing_flags,
 )
 from .model_io import load_task_model
 from .output_range import check_table, ensemble_range
@@ -125,7 +127,7 @@ def _predict_seed(model, card, spec, store, cases, src: TaskSource):
     prepare could not use, brains centre-cropped to the input box, regression outputs outside
     the card's output range). `src`: the data read, where the reference masks come from."""
     size = input_size(card)
-    warnings = prepare_errors(store) + dropped_labels(store, spec)
+    warnings = prepare_errors(store) + dropped_labels(store, spec) + preprocessing_flags(store)
     if spec.type == "segmentation":
         preds, volumes = _segment(model, spec, store, cases, size, src)
         return preds, volumes, warnings, None
