@@ -14,10 +14,16 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --no-deps "dynamic-network-architectures==0.4.4"
 # test cross-checks call nnU-Net v2's own pretrained-weight loader (same reason for --no-deps)
 .venv/bin/python -m pip install -q --no-deps "nnunetv2==2.8.1"
-# headless Chromium (Debian's package) for tests/bench/test_report_browser.py, which opens the
-# bench report in a real browser; skipped when present or where apt-get is not available
-if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
+# Debian's packages, skipped when present or where apt-get is not available: headless Chromium
+# for tests/bench/test_report_browser.py, which opens the bench report in a real browser, and
+# mricron-data, whose Colin27 head (ch2.nii.gz) and its BET brain (ch2bet.nii.gz) are the real
+# anatomy brain extraction is tested and measured on (tests/data/test_skull_strip_real.py)
+NEED=""
+command -v chromium >/dev/null || NEED="chromium"
+[ -f /usr/share/mricron/templates/ch2.nii.gz ] || NEED="$NEED mricron-data"
+if [ -n "$NEED" ] && command -v apt-get >/dev/null; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends chromium
+  # shellcheck disable=SC2086
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends $NEED
 fi

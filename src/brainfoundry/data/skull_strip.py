@@ -47,12 +47,13 @@ STRIPPED_MAX_ML = 2600.0
 MIN_HEAD_FOV_MM = 90.0
 # a brain mask under this volume is a failed extraction (wrong sequence, no brain in view)
 MIN_BRAIN_ML = 100.0
-# and so is one whose inside looks like the 6 mm just outside it: |AUC - 0.5| of the two
-# intensity samples (rank-based, so any contrast). Measured (skull_strip.md's sessions at 2, 4
-# and 6 mm): 0.16-0.49 on synthetic heads over six sequences, 0.47-0.49 on stripped brains,
-# 0.003-0.09 on the "brain" deepbet finds in white or smoothed noise
+# and so is one whose inside looks like the 2 mm just outside it: |AUC - 0.5| of the two
+# intensity samples (rank-based, so any contrast). Measured (skull_strip.md's sessions): 0.22-0.45
+# on synthetic heads at 1-2 mm over five sequences (T1, T2, FLAIR, DWI, ADC), 0.46 on Colin27;
+# 0.16 or more at 4-6 mm (one voxel of shell); 0.003-0.09 on the "brain" deepbet finds in white
+# or smoothed noise. A 6 mm shell reaches the bright marrow and scalp fat on T1: 0.11 there.
 MIN_SEPARATION = 0.12
-SHELL_MM = 6.0
+SHELL_MM = 2.0
 
 
 def check_mode(mode: str) -> None:
