@@ -113,18 +113,20 @@ def test_the_setting_is_checked_and_old_recipes_read_as_off():
     assert recipe({"normalization": "zscore", "skull_strip": "auto"})["skull_strip"] == "auto"
 
 
-def test_a_store_from_before_skull_strip_refuses_auto_and_says_which_setting(tmp_path):
+def test_a_store_from_before_skull_strip_refuses_auto_and_says_which_setting(tmp_path, fomo60k):
     from brainfoundry.config import to_dict
-    from brainfoundry.data.prepare import PrepareConfig, _check_plan
+    from brainfoundry.data.prepare import PrepareConfig, prepare
     from brainfoundry.errors import BrainFoundryError
 
     cfg = PrepareConfig()
+    cfg.preprocess.spacing = (6.0, 6.0, 6.0)
     old = to_dict(cfg.preprocess)
     del old["skull_strip"]
-    plan = {"preprocess": old, "array": to_dict(cfg.array)}
-    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "plan.json").write_text(json.dumps({"preprocess": old, "array": to_dict(cfg.array)}))
     want = "preprocess.skull_strip: store 'off', asked 'auto'"
     with pytest.raises(BrainFoundryError, match=want):
-        _check_plan(tmp_path, cfg)
+        prepare(fomo60k, store, cfg, progress=False)
     cfg.preprocess.skull_strip = "off"
-    _check_plan(tmp_path, cfg)  # what it did then: accepted
+    assert prepare(fomo60k, store, cfg, progress=False).n_done == 4  # what it did then

@@ -222,7 +222,8 @@ def prepare_task_stores(suite: Suite, task_dirs: dict[str, Path], out: Path, log
     from .probe_stage import STAGE_TASKS
     from .task_data import task_part
 
-    pre = preprocess_config(suite.data.spacing, {"normalization": suite.data.normalization})
+    pre = preprocess_config(suite.data.spacing, None)  # the defaults, as the cells' scratch runs
+    pre.normalization = suite.data.normalization  # type: ignore[assignment]
     t0 = time.perf_counter()
     task_dirs = {t: d for t, d in task_dirs.items() if t not in STAGE_TASKS}  # embed raw scans
     for task, task_dir in task_dirs.items():

@@ -73,10 +73,12 @@ def voxel_ml(affine: np.ndarray) -> float:
 
 
 def tissue_ml(vol: Volume) -> float:
-    """mL of the scan above `TISSUE_LEVEL` of its range."""
+    """mL of the scan above `TISSUE_LEVEL` of its range: from its 1st percentile (the
+    background, robust to a few outliers below it) to the 99.5th of what lies above that."""
     data = np.asarray(vol.data)
-    lo = float(data.min())
-    rest = data[data > lo]
+    flat = data.ravel()
+    lo = float(np.percentile(flat[:: max(1, flat.size // (1 << 20))], 1.0))
+    rest = flat[flat > lo]
     if rest.size == 0:
         return 0.0
     hi = float(np.percentile(rest[:: max(1, rest.size // (1 << 20))], 99.5))

@@ -37,7 +37,8 @@ def preprocess_config(spacing, normalization: dict | None) -> PreprocessConfig:
         spacing=cast(tuple[float, float, float], tuple(float(s) for s in spacing)),
         normalization=scheme,
         bias_correct=norm.get("bias_correct", "off"),
-        skull_strip=norm.get("skull_strip", "off"),  # a card from before it existed: not done
+        # a card from before it existed: not done; no card (a preset): the default
+        skull_strip=norm.get("skull_strip", "off" if normalization else "auto"),
     )
     if "clip_percentiles" in norm:
         clip = norm["clip_percentiles"]
