@@ -10,7 +10,7 @@ from brainfoundry.config import save_config
 from brainfoundry.errors import ConfigError
 
 
-@pytest.mark.parametrize("name", ["demo", "quick", "full"])
+@pytest.mark.parametrize("name", ["demo", "demo-2d", "quick", "full"])
 def test_builtin_suites_load(name):
     s = load_suite(name)
     assert s.name == name

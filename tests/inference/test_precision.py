@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from brainfoundry.inference.core import case_outputs, segment_probs
-from brainfoundry.inference.precision import as_float32, autocast, check_precision
+from brainfoundry.inference.precision import as_float32, autocast, check_precision, fp32_layers
 from brainfoundry.inference.sliding_window import sliding_window, stride_divisor, whole_volume
 from brainfoundry.models.backbones import create_backbone
 from brainfoundry.tasks.heads import SegmentationModel
@@ -99,3 +99,44 @@ def test_cli_offers_precision(capsys):
     assert main(["predict", "--help"]) == 0
     out = capsys.readouterr().out
     assert "--precision" in out and "bf16" in out
+
+
+def test_fp32_layers_run_outside_autocast_and_are_restored(seg):
+    layers = seg.backbone.full_resolution_layers()
+    head = seg.backbone.decoder.seg_layers[-1]
+    stem = seg.backbone.encoder.stem
+    assert head in layers and stem in layers  # the first stride is 1: the stem is full-res
+    assert seg.backbone.encoder.stages[1] not in layers  # stride 2: runs in bf16
+    seen: dict[str, torch.dtype] = {}
+    hooks = [m.register_forward_hook(lambda _m, _i, o, k=k: seen.__setitem__(k, o.dtype))
+             for k, m in (("head", head), ("deep", seg.backbone.encoder.stages[1]))]  # fmt: skip
+    x = torch.randn(1, 1, 16, 16, 16)
+    with torch.no_grad(), autocast("cpu", "bf16"), fp32_layers(layers + [head], "cpu"):
+        seg.logits(x)
+    assert seen == {"head": torch.float32, "deep": torch.bfloat16}
+    for h in hooks:
+        h.remove()
+    assert all("forward" not in m.__dict__ for m in layers)  # the class's forward again
+    with torch.no_grad():
+        np.testing.assert_array_equal(seg.logits(x).numpy(), seg.backbone(x).numpy())
+
+
+def test_bf16_keeps_full_resolution_layers_closer_to_fp32(seg, image):
+    """The fp32 tail removes its own rounding: bf16 moves P less than with every layer in bf16."""
+    ref = segment_probs(seg, image, PATCH)
+    mixed = segment_probs(seg, image, PATCH, precision="bf16")
+    x = torch.from_numpy(image)
+    with torch.no_grad(), autocast("cpu", "bf16"):
+        all_bf16 = sliding_window(lambda t: torch.softmax(seg.logits(t).float(), 1), x, PATCH,
+                                  overlap=0.5, batch_size=2).numpy()  # fmt: skip
+    assert np.abs(mixed - ref).max() < np.abs(all_bf16 - ref).max()
+
+
+def test_every_dense_backbone_names_its_full_resolution_output_layer():
+    from brainfoundry.models.channelwise import Channelwise
+
+    torch.manual_seed(0)
+    unet = create_backbone("resenc", in_channels=1, out_channels=2, size="custom", **TINY)
+    assert unet.decoder.seg_layers[-1] in Channelwise(unet, 2).full_resolution_layers()
+    vit = create_backbone("primus", in_channels=1, out_channels=2, size="tiny")
+    assert vit.full_resolution_layers() == [vit.up_projection.decode[-1]]

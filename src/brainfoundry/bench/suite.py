@@ -2,7 +2,8 @@
 the data and budgets it runs on, as a typed dataclass that round-trips to YAML.
 
 Built-in suites live in `brainfoundry/presets/suites/` (the repository's `configs/suites/`):
-`demo` (the README's first command), `quick` (under an hour on 2 CPU cores) and `full` (GPU);
+`demo` (the README's first command), `demo-2d` (the demo with a 2-D slice CNN beside the 3-D one),
+`quick` (under an hour on 2 CPU cores) and `full` (GPU);
 `fomo26` (GPU) and `fomo26-cpu` run FOMO26's seven tasks, ranked by its unified weights.
 """
 
@@ -205,7 +206,7 @@ class Cell:
 
 
 def suite_path(name: str | Path) -> Path:
-    """A built-in suite name (demo, quick, full) or a YAML file."""
+    """A built-in suite name (demo, demo-2d, quick, full, fomo26, fomo26-cpu) or a YAML file."""
     p = Path(name)
     if p.suffix in (".yaml", ".yml"):
         if not p.is_file():

@@ -41,7 +41,7 @@ def _print_summary(tables: dict, out: Path) -> None:
 @app.command()
 def bench(
     suite: str = typer.Option(
-        "quick", "--suite", "-s", help="demo, quick, full, fomo26(-cpu) or a .yaml."
+        "quick", "--suite", "-s", help="demo, demo-2d, quick, full, fomo26(-cpu) or a .yaml."
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Suite folder (resumable)."),
     report_only: bool = typer.Option(

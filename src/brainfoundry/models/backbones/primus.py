@@ -153,6 +153,9 @@ class Primus(Backbone):
     def decode(self, feats: list[torch.Tensor]) -> torch.Tensor:
         return self.up_projection(feats[-1])
 
+    def full_resolution_layers(self) -> list[nn.Module]:
+        return [self.up_projection.decode[-1]]  # the last transposed conv: full resolution out
+
 
 def _keep_indices(keep: torch.Tensor, b: int, n: int) -> torch.Tensor:
     """[B, N] bool → [B, n_keep] sorted indices; every sample must keep the same number."""

@@ -136,6 +136,22 @@ class ResEncUNet(Backbone):
     def decode(self, feats: list[torch.Tensor]) -> torch.Tensor:
         return self.decoder(feats)
 
+    def full_resolution_layers(self) -> list[nn.Module]:
+        return unet_full_resolution(self.encoder, getattr(self, "decoder", None))
+
+
+def unet_full_resolution(encoder: nn.Module, decoder: nn.Module | None) -> list[nn.Module]:
+    """A DNA residual U-Net's layers at the input's resolution: the stem, the encoder stages
+    before the first stride, the last upsampling, the last decoder stage and its output layer."""
+    out: list[nn.Module] = [encoder.stem]
+    for stage, stride in zip(encoder.stages, encoder.strides):
+        if any(int(s) != 1 for s in stride):
+            break
+        out.append(stage)
+    if decoder is not None:
+        out += [decoder.transpconvs[-1], decoder.stages[-1], decoder.seg_layers[-1]]
+    return out
+
 
 def residual_encoder_unet(family: str):
     """DNA's ResidualEncoderUNet class, or one line saying how to install it (resenc, cnn2d)."""
