@@ -102,14 +102,14 @@ def test_cli_offers_precision(capsys):
 
 
 def test_fp32_layers_run_outside_autocast_and_are_restored(seg):
-    layers = seg.backbone.full_resolution_layers()
+    layers = seg.backbone.output_layers()
     head = seg.backbone.decoder.seg_layers[-1]
-    stem = seg.backbone.encoder.stem
-    assert head in layers and stem in layers  # the first stride is 1: the stem is full-res
-    assert seg.backbone.encoder.stages[1] not in layers  # stride 2: runs in bf16
+    deep = seg.backbone.encoder.stages[1]
+    assert head in layers and seg.backbone.decoder.stages[-1] in layers
+    assert deep not in layers and seg.backbone.encoder.stem not in layers  # these run in bf16
     seen: dict[str, torch.dtype] = {}
     hooks = [m.register_forward_hook(lambda _m, _i, o, k=k: seen.__setitem__(k, o.dtype))
-             for k, m in (("head", head), ("deep", seg.backbone.encoder.stages[1]))]  # fmt: skip
+             for k, m in (("head", head), ("deep", deep))]  # fmt: skip
     x = torch.randn(1, 1, 16, 16, 16)
     with torch.no_grad(), autocast("cpu", "bf16"), fp32_layers(layers + [head], "cpu"):
         seg.logits(x)
@@ -121,8 +121,9 @@ def test_fp32_layers_run_outside_autocast_and_are_restored(seg):
         np.testing.assert_array_equal(seg.logits(x).numpy(), seg.backbone(x).numpy())
 
 
-def test_bf16_keeps_full_resolution_layers_closer_to_fp32(seg, image):
-    """The fp32 tail removes its own rounding: bf16 moves P less than with every layer in bf16."""
+def test_bf16_keeps_the_output_layers_closer_to_fp32(seg, image):
+    """The fp32 output layers remove their own rounding: bf16 moves P less than with every
+    layer in bf16."""
     ref = segment_probs(seg, image, PATCH)
     mixed = segment_probs(seg, image, PATCH, precision="bf16")
     x = torch.from_numpy(image)
@@ -132,11 +133,13 @@ def test_bf16_keeps_full_resolution_layers_closer_to_fp32(seg, image):
     assert np.abs(mixed - ref).max() < np.abs(all_bf16 - ref).max()
 
 
-def test_every_dense_backbone_names_its_full_resolution_output_layer():
+def test_every_dense_backbone_names_its_output_layers():
     from brainfoundry.models.channelwise import Channelwise
 
     torch.manual_seed(0)
     unet = create_backbone("resenc", in_channels=1, out_channels=2, size="custom", **TINY)
-    assert unet.decoder.seg_layers[-1] in Channelwise(unet, 2).full_resolution_layers()
+    assert unet.decoder.seg_layers[-1] in Channelwise(unet, 2).output_layers()
     vit = create_backbone("primus", in_channels=1, out_channels=2, size="tiny")
-    assert vit.full_resolution_layers() == [vit.up_projection.decode[-1]]
+    assert vit.output_layers() == [vit.up_projection.decode[-1]]
+    flat = create_backbone("cnn2d", in_channels=1, out_channels=2, size="tiny")
+    assert flat.output_layers()[-1] is flat.decoder.seg_layers[-1]

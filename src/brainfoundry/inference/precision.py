@@ -1,8 +1,8 @@
 """Inference precision: fp32 (the default, bit-identical to the plain forward) or bf16 autocast.
 
 bf16 runs convolutions and matmuls in bfloat16 (faster on CPUs with bf16 instructions and on
-GPUs with bf16 tensor cores). A segmentation network keeps its full-resolution layers in fp32
-(`Backbone.full_resolution_layers`, `fp32_layers`): with all of it in bf16 the lesion
+GPUs with bf16 tensor cores). A segmentation network keeps its decoder's output-resolution
+layers in fp32 (`Backbone.output_layers`, `fp32_layers`): with all of it in bf16 the lesion
 probability moved by up to 0.014, over the 0.01 issue 12 allows. The agreement with fp32 (Dice
 of the masks, |dP|) and the speed are measured in benchmarks/results/inference_precision.md,
 not assumed. Outputs always come back as float32, so the softmax, the tile accumulation and
@@ -75,13 +75,13 @@ def probs_forward(
     """`tiles -> class probabilities` (float32) of a segmentation model at `precision`.
 
     fp32 calls `model.predict` as it always did. bf16 autocasts only the logits, keeps the
-    backbone's full-resolution layers in fp32 and takes the softmax in fp32 (CPU autocast would
+    backbone's output layers in fp32 and takes the softmax in fp32 (CPU autocast would
     keep it in bf16, ~0.004 steps near P = 1); a model without `logits` has its `predict`
     autocast and upcast instead."""
     if check_precision(precision) == "fp32":
         return lambda tiles: model.predict(tiles)["probs"]
     logits = getattr(model, "logits", None)
-    layers = getattr(getattr(model, "backbone", None), "full_resolution_layers", list)()
+    layers = getattr(getattr(model, "backbone", None), "output_layers", list)()
 
     def run(tiles: torch.Tensor) -> torch.Tensor:
         with autocast(device, precision), fp32_layers(layers, device):

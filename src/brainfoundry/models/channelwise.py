@@ -60,8 +60,8 @@ class Channelwise(nn.Module):
     def decode(self, feats: list[torch.Tensor]) -> torch.Tensor:
         return self.shared.decode(feats)
 
-    def full_resolution_layers(self) -> list[nn.Module]:
-        return self.shared.full_resolution_layers()
+    def output_layers(self) -> list[nn.Module]:
+        return self.shared.output_layers()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))

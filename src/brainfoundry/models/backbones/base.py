@@ -62,10 +62,10 @@ class Backbone(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
 
-    def full_resolution_layers(self) -> list[nn.Module]:
-        """The layers that work at the input's resolution; bf16 inference keeps them in fp32
-        (`inference.precision.fp32_layers`): they place the boundary voxels, and bf16 rounding
-        there moved the lesion probability by more than the 0.01 that issue 12 allows
+    def output_layers(self) -> list[nn.Module]:
+        """The decoder's layers at the output's resolution; bf16 inference keeps them in fp32
+        (`inference.precision.fp32_layers`): they place the boundary voxels, and with them in
+        bf16 the lesion probability moved by more than the 0.01 that issue 12 allows
         (benchmarks/results/inference_precision.md). None by default: all of it in bf16."""
         return []
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from . import BACKBONES
-from .resenc import dna_kwargs, residual_encoder_unet, unet_full_resolution, unet_options
+from .resenc import dna_kwargs, residual_encoder_unet, unet_options, unet_output_layers
 from .views import VIEW_DEFAULTS, View2D, resolve_view
 
 SIZES: dict[str, dict[str, Any]] = {
@@ -90,8 +90,8 @@ class CNN2D(View2D):
     def decode2d(self, feats: list[torch.Tensor]) -> torch.Tensor:
         return self.decoder(feats)
 
-    def full_resolution_layers(self) -> list[nn.Module]:
-        return unet_full_resolution(self.encoder, getattr(self, "decoder", None))
+    def output_layers(self) -> list[nn.Module]:
+        return unet_output_layers(getattr(self, "decoder", None))
 
 
 def _resolve(size: str, overrides: dict[str, Any]) -> dict[str, Any]:

@@ -153,7 +153,7 @@ class Primus(Backbone):
     def decode(self, feats: list[torch.Tensor]) -> torch.Tensor:
         return self.up_projection(feats[-1])
 
-    def full_resolution_layers(self) -> list[nn.Module]:
+    def output_layers(self) -> list[nn.Module]:
         return [self.up_projection.decode[-1]]  # the last transposed conv: full resolution out
 
 

@@ -136,21 +136,18 @@ class ResEncUNet(Backbone):
     def decode(self, feats: list[torch.Tensor]) -> torch.Tensor:
         return self.decoder(feats)
 
-    def full_resolution_layers(self) -> list[nn.Module]:
-        return unet_full_resolution(self.encoder, getattr(self, "decoder", None))
+    def output_layers(self) -> list[nn.Module]:
+        return unet_output_layers(getattr(self, "decoder", None))
 
 
-def unet_full_resolution(encoder: nn.Module, decoder: nn.Module | None) -> list[nn.Module]:
-    """A DNA residual U-Net's layers at the input's resolution: the stem, the encoder stages
-    before the first stride, the last upsampling, the last decoder stage and its output layer."""
-    out: list[nn.Module] = [encoder.stem]
-    for stage, stride in zip(encoder.stages, encoder.strides):
-        if any(int(s) != 1 for s in stride):
-            break
-        out.append(stage)
-    if decoder is not None:
-        out += [decoder.transpconvs[-1], decoder.stages[-1], decoder.seg_layers[-1]]
-    return out
+def unet_output_layers(decoder: nn.Module | None) -> list[nn.Module]:
+    """A DNA residual U-Net's decoder layers at the output's resolution: the last upsampling,
+    the last decoder stage and the output convolution (none without a decoder). The encoder's
+    full-resolution stages stay in bf16: keeping them in fp32 too took bf16 from 2.4x to 1.1x
+    fp32's speed (benchmarks/results/inference_precision.md)."""
+    if decoder is None:
+        return []
+    return [decoder.transpconvs[-1], decoder.stages[-1], decoder.seg_layers[-1]]
 
 
 def residual_encoder_unet(family: str):
