@@ -571,9 +571,10 @@ def precision_section(root: Path, models: dict[str, Path], args) -> str:
     return "\n\n".join([
         "## Precision: fp32 vs bf16 (`--precision`) with the trained segmentation model",
         "`predict` end to end on the generated meningioma test cases (2 mm, 48³ tiles), both "
-        "precisions on the same loaded model; bf16 autocasts the network only, the softmax "
-        "and the tile blending stay fp32. Agreement is measured against fp32 on the same "
-        f"cases, thresholds from issue 12 (Dice >= {DICE_MIN}, |dP| <= {DP_MAX}).",
+        "precisions on the same loaded model; bf16 autocasts the network (the rows say which "
+        "layers it keeps in fp32), the softmax and the tile blending stay fp32. Agreement is "
+        "measured against fp32 on the same cases, thresholds from issue 12 "
+        f"(Dice >= {DICE_MIN}, |dP| <= {DP_MAX}).",
         t_cases, _precision_notes(ci),
         f"## Per-tile forward of the part-1 network ({ti['patch'][0]}³ tiles, random weights)",
         t_tiles, _tile_notes(ti),

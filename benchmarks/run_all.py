@@ -68,6 +68,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], str, str]] = {
     "budget": ("bench_budget", [], "MAE pretraining steps vs few-shot quality (demo)", "scratch"),
     "ceiling": ("bench_ceiling", [], "8x-supervised and hand-made references (demo)", "—"),
     "shift": ("bench_shift", [], "one part of the clinical shift at a time (demo)", "no shift"),
+    "bench_2d": ("bench_2d", [], "2-D slice CNN vs 3-D CNN: quality and seconds (demo)", "3-D"),
     "calibration": (
         "bench_calibration",
         [],

@@ -1,0 +1,90 @@
+"""2-D against 3-D on the CPU (issue 17): the `demo-2d` suite (the demo's data and recipe, a
+3-D resenc:mini beside cnn2d:mini on every axial slice, MAE-pretrained and from scratch), with
+each model's quality on the shifted test sets and its seconds: pretraining, fine-tuning, and
+evaluation per test case (`evaluate` on the prepared test store: read, forward, score).
+
+    python -m benchmarks.bench_2d --out benchmarks/results/bench_2d.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import estimate_ci, reproduce_command, table, write_result
+
+RESULT = Path("benchmarks/results/bench_2d.md")
+SUITE = "demo-2d"
+
+
+def rows(work: Path, suite) -> tuple[list[list], dict]:
+    """One row per (task, backbone, objective) cell, and {(task, backbone, objective): estimate}."""
+    from brainfoundry.tasks import get_task
+
+    out, est = [], {}
+    for cell in suite.cells():
+        rec = json.loads((work / cell.path / "done.json").read_text())
+        metric = get_task(cell.task).primary_metric
+        pre = "-"
+        if cell.objective != "scratch":
+            run = work / "pretrain" / cell.backbone.replace(":", "-") / cell.objective
+            pre = f"{json.loads((run / 'done.json').read_text())['seconds']:.0f}"
+        per_case = rec["evaluate_seconds"] / max(int(rec["n_test"]), 1)
+        out.append([cell.task, cell.backbone, cell.objective, metric,
+                    estimate_ci(rec["metrics"][metric]), pre, f"{rec['finetune_seconds']:.0f}",
+                    f"{per_case:.2f}"])  # fmt: skip
+        est[(cell.task, cell.backbone, cell.objective)] = rec["metrics"][metric]["estimate"]
+    return out, est
+
+
+def notes(est: dict, suite) -> str:
+    """Which family scored better on each task and objective: said from the estimates only
+    (the CIs in the table overlap where they overlap)."""
+    from brainfoundry.evaluation.metrics import HIGHER_IS_BETTER
+    from brainfoundry.tasks import get_task
+
+    three, two = suite.backbones
+    lines = []
+    for task in suite.tasks:
+        better_high = HIGHER_IS_BETTER[get_task(task).primary_metric]
+        for obj in suite.objectives:
+            a, b = est[(task, three, obj)], est[(task, two, obj)]
+            win = two if (b > a) == better_high and a != b else three
+            lines.append(f"- {task}, {obj}: {three} {a:.3f}, {two} {b:.3f}; {win} scores better.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=RESULT)
+    ap.add_argument("--work", type=Path, default=None, help="keep (or resume) the suite here")
+    args = ap.parse_args(argv)
+    from brainfoundry.bench.runner import run_suite
+    from brainfoundry.bench.suite import load_suite
+
+    suite = load_suite(SUITE)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        run_suite(suite, work, log=lambda s: print(s, file=sys.stderr), progress=False)
+        body, est = rows(work, suite)
+    header = ["task", "backbone", "objective", "metric", "test [95% CI]", "pretrain s",
+              "fine-tune s", "evaluate s/case"]  # fmt: skip
+    intro = (
+        f"The `{SUITE}` suite: {suite.description.strip()} Test sets of "
+        f"{suite.data.synth.test_cases} cases per task, 16 shots, seed 0; 95% bootstrap "
+        "CIs over test cases. Seconds are wall time on this machine, each cell alone."
+    )
+    text = table(header, body) + "\n\n" + notes(est, suite)
+    cmd = reproduce_command("bench_2d", sys.argv[1:] if argv is None else argv)
+    write_result(args.out, "2-D against 3-D on the CPU", intro, text,
+                 time.perf_counter() - t0, cmd)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
