@@ -63,7 +63,7 @@ def reproduce_command(module: str, args: list[str]) -> str:
             skip = True
         elif not a.startswith("--work="):
             shown.append(a)
-    return f"python -m benchmarks.{module} " + shlex.join(shown)
+    return " ".join([f"python -m benchmarks.{module}", *([shlex.join(shown)] if shown else [])])
 
 
 def write_result(path, title: str, intro: str, body: str, seconds: float, cmd: str) -> None:
