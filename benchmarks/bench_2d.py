@@ -53,7 +53,7 @@ def rows(work: Path, suite, variant: str) -> tuple[list[list], dict]:
     return out, est
 
 
-def notes(est: dict, suite, variant: str) -> str:
+def notes(est: dict, suite, variant: str, tally: dict) -> str:
     """Which family scored better on each task and objective: said from the estimates only
     (the CIs in the table overlap where they overlap)."""
     from brainfoundry.evaluation.metrics import HIGHER_IS_BETTER
@@ -71,6 +71,8 @@ def notes(est: dict, suite, variant: str) -> str:
             ci = "CIs apart" if apart else "the CIs overlap"
             lines.append(f"- {variant}, {task}, {obj}: {three} {a:.3f}, {two} {b:.3f}; {win} "
                          f"scores better ({ci}).")  # fmt: skip
+            tally[win] = tally.get(win, 0) + 1
+            tally["apart"] = tally.get("apart", 0) + int(apart)
     return "\n".join(lines)
 
 
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     from brainfoundry.bench.suite import load_suite
 
     t0 = time.perf_counter()
-    body, prose, spent = [], [], 0.0
+    body, prose, spent, tally = [], [], 0.0, {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, (what, overrides) in VARIANTS.items():
             suite = load_suite(SUITE, overrides)
@@ -92,8 +94,13 @@ def main(argv: list[str] | None = None) -> int:
             part, est = rows(work, suite, name)
             body += part
             spent += est.pop("seconds")
-            prose += [f"- {name}: {what}.", notes(est, suite, name)]
+            prose += [f"- {name}: {what}.", notes(est, suite, name, tally)]
     suite = load_suite(SUITE)
+    three, two = suite.backbones
+    n = tally.get(three, 0) + tally.get(two, 0)
+    prose.insert(0, f"- Of {n} paired comparisons (same task, objective and data), {two} "
+                 f"scores better in {tally.get(two, 0)} and {three} in {tally.get(three, 0)}; "
+                 f"the 95% CIs are apart in {tally.get('apart', 0)}.")  # fmt: skip
     header = ["data", "task", "backbone", "objective", "metric", "test [95% CI]", "pretrain s",
               "fine-tune s", "evaluate s/case"]  # fmt: skip
     intro = (
