@@ -81,7 +81,9 @@ def probs_forward(
     if check_precision(precision) == "fp32":
         return lambda tiles: model.predict(tiles)["probs"]
     logits = getattr(model, "logits", None)
-    layers = getattr(getattr(model, "backbone", None), "output_layers", list)()
+    layers: list[torch.nn.Module] = getattr(
+        getattr(model, "backbone", None), "output_layers", list
+    )()
 
     def run(tiles: torch.Tensor) -> torch.Tensor:
         with autocast(device, precision), fp32_layers(layers, device):

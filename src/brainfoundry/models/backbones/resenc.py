@@ -7,7 +7,7 @@ The encoder and decoder are DNA's own modules under DNA's own names (`encoder.st
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -143,11 +143,12 @@ class ResEncUNet(Backbone):
 def unet_output_layers(decoder: nn.Module | None) -> list[nn.Module]:
     """A DNA residual U-Net's decoder layers at the output's resolution: the last upsampling,
     the last decoder stage and the output convolution (none without a decoder). The encoder's
-    full-resolution stages stay in bf16: keeping them in fp32 too took bf16 from 2.4x to 1.1x
-    fp32's speed (benchmarks/results/inference_precision.md)."""
+    full-resolution stages stay in bf16: keeping them in fp32 too took bf16 from 1.60x to 1.12x
+    fp32's speed per case with no better agreement (benchmarks/results/inference_precision.md)."""
     if decoder is None:
         return []
-    return [decoder.transpconvs[-1], decoder.stages[-1], decoder.seg_layers[-1]]
+    parts = cast("list[nn.ModuleList]", [decoder.transpconvs, decoder.stages, decoder.seg_layers])
+    return [p[-1] for p in parts]
 
 
 def residual_encoder_unet(family: str):
