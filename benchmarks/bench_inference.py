@@ -14,8 +14,10 @@ resenc small) for a few steps only: speed does not depend on the weights. Also t
 entry point (`container/predict.py`) as a fresh process per case, as the challenge calls it.
 
 Part 4 (issue 12): `--precision bf16` against fp32 with the trained segmentation model (seconds
-per case, mask Dice, max |dP|, the issue's thresholds as met / not met), and the part-1
-network's forward per tile: eager fp32, channels_last_3d, bf16 autocast, inductor + freezing.
+per case, mask Dice, max |dP|, the issue's thresholds as met / not met; also bf16 with every
+layer in bf16, as before, and with every full-resolution layer in fp32), and the part-1
+network's forward per tile: eager fp32, channels_last_3d, bf16 autocast (all of it, or with the
+output or every full-resolution layer in fp32), inductor + freezing.
 
     python -m benchmarks.bench_inference --out benchmarks/results/inference.md
     python -m benchmarks.bench_inference --precision-only [--quick]   # part 4 alone
