@@ -72,6 +72,9 @@ class FinetuneModel(BackboneConfig):
     # "shared": each sequence through one one-channel encoder, as pretrained (models/channelwise);
     # "stem": one encoder whose first convolution mixes the sequences
     channels: Literal["stem", "shared"] = "shared"
+    # case-level heads: "meanmax" pools every stage by its mean and max; "attention" learns
+    # where to look in the deepest stage (tasks/heads.AttentionPool; needs train.steps > 0)
+    pool: Literal["meanmax", "attention"] = "meanmax"
 
 
 @dataclass
@@ -184,6 +187,9 @@ def _data_warnings(cfg: FinetuneConfig, spec, store, cases) -> list[str]:
     from ..data.volume_dataset import crop_warnings
 
     out = prepare_errors(store) + dropped_labels(store, spec)
+    if cfg.model.pool == "attention" and cfg.train.steps <= 0:
+        out.append("model.pool=attention with train.steps=0: the attention pool is learned "
+                   "only by gradient steps, so it stays the plain mean")  # fmt: skip
     if spec.type != "segmentation":
         out += crop_warnings(store, cases["key"], _case_box(cfg, store))
     shots = default_shots(len(cases)) if cfg.shots is None else cfg.shots
@@ -299,6 +305,11 @@ def _model(cfg, spec, cases, splits, seed: int, log):
                    "y_std": [s or 1.0 for s in _nan_stat(np.nanstd, y, names)]}  # fmt: skip
     if spec.type == "multiclass":
         head_kw = {"n_classes": spec.n_classes}
+    if cfg.model.pool != "meanmax":
+        if spec.type == "segmentation":
+            raise ConfigError(f"model.pool={cfg.model.pool} pools a case-level head; "
+                              f"{spec.name} is a segmentation task (no pooling)")  # fmt: skip
+        head_kw["pool"] = cfg.model.pool
     model = create_task_model(spec.head, backbone, **head_kw)
     return model, backbone, init_card, head_kw, report
 

@@ -13,6 +13,11 @@ Trainer and `predict(image, present) -> outputs` for validation and evaluation.
 - multitarget: K regression targets at once (age plus tissue volumes, the UK Biobank engine's
   setting): a (mean, log-variance) per target, the NLL averaged over the targets a case has.
 - segmentation: the backbone's encoder + decoder → per-voxel logits; cross-entropy + soft Dice.
+
+`pool=attention` (case-level heads) replaces the deepest stage's mean by a learned weighted mean
+(`AttentionPool`): over the positions of a 3-D map, over the slices of a one-plane 2-D slice
+model. It starts as the plain mean, so the closed-form probe fitted at step 0 stays exact, and
+only gradient steps (`train.steps > 0`) teach it where to look.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..models.backbones.views import PROJECTIONS_ONLY
+from ..models.backbones.views import PROJECTIONS_ONLY, slice_axis
 from ..registry import Registry
 from .calibration import jackknife_plus
 
@@ -60,11 +65,37 @@ def soft_dice_loss(probs: torch.Tensor, onehot: torch.Tensor, smooth: float = 1e
     return 1 - dice[1:].mean()
 
 
+POOLS = ("meanmax", "attention")
+
+
+class AttentionPool(nn.Module):
+    """Gated attention-MIL pooling (Ilse et al., ICML 2018) of tokens [N, T, F] → [N, F]:
+    a_t = softmax_t(wᵀ(tanh(V h_t) ⊙ σ(U h_t))), out = Σ_t a_t h_t. Why: a small lesion moves
+    a spatial mean by little; learned weights let the few tokens that hold it dominate. w starts
+    at zero, so the weights start uniform and the pool is exactly the mean."""
+
+    def __init__(self, dim: int, hidden: int = 64):
+        super().__init__()
+        self.v, self.u = nn.Linear(dim, hidden), nn.Linear(dim, hidden)
+        self.w = nn.Linear(hidden, 1, bias=False)
+        nn.init.zeros_(self.w.weight)
+
+    def weights(self, tokens: torch.Tensor) -> torch.Tensor:
+        """[N, T] attention weights, each row summing to 1."""
+        gate = torch.tanh(self.v(tokens)) * torch.sigmoid(self.u(tokens))
+        return torch.softmax(self.w(gate)[..., 0].float(), dim=1).to(tokens.dtype)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return (self.weights(tokens)[..., None] * tokens).sum(1)
+
+
 class _Pooled(nn.Module):
     """Backbone + global mean and max pool of every encoder stage + linear head."""
 
-    def __init__(self, backbone: Backbone | Channelwise, n_out: int):
+    def __init__(self, backbone: Backbone | Channelwise, n_out: int, pool: str = "meanmax"):
         super().__init__()
+        if pool not in POOLS:
+            raise ConfigError(f"model.pool {pool!r}: use one of {', '.join(POOLS)}")
         self.backbone = backbone
         per = 2 * sum(backbone.feature_channels or [backbone.embed_dim])
         n_ch = backbone.in_channels
@@ -73,17 +104,40 @@ class _Pooled(nn.Module):
         self.head = nn.Linear(n_in, n_out)
         nn.init.zeros_(self.head.bias)
         nn.init.normal_(self.head.weight, std=0.01)
+        self.pool = pool
+        if pool == "attention":
+            deepest = (backbone.feature_channels or [backbone.embed_dim])[-1]
+            self.attention = AttentionPool(deepest)
+
+    def _tokens(self, flat: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+        """[N, F, P] flattened deepest map of spatial `shape` → the tokens [N, T, F] attention
+        weighs: every position, or every slice (in-plane mean) of a one-plane slice model."""
+        axis = slice_axis(self.backbone)
+        if axis is None:
+            return flat.transpose(1, 2)
+        grid = flat.reshape(*flat.shape[:2], *shape)
+        in_plane = [d for d in (2, 3, 4) if d != axis]
+        return grid.mean(dim=in_plane).transpose(1, 2)
+
+    def _mean(self, f: torch.Tensor, deepest: bool) -> torch.Tensor:
+        """[N, F, *S] → [N, F]: the spatial mean, or for the deepest stage the attention pool."""
+        flat = f.flatten(2)
+        if deepest and self.pool == "attention":
+            return self.attention(self._tokens(flat, tuple(f.shape[2:])))
+        return flat.mean(dim=2)
 
     def features(self, image: torch.Tensor, present: torch.Tensor | None) -> torch.Tensor:
         parts = []
         if self.channelwise:
-            for f in cast("Channelwise", self.backbone).encode_channels(image):  # [B, C, F, *S]
-                flat = f.flatten(3)
-                parts += [flat.mean(dim=3).flatten(1), flat.amax(dim=3).flatten(1)]
+            feats = cast("Channelwise", self.backbone).encode_channels(image)  # [B, C, F, *S]
+            for i, f in enumerate(feats):
+                per_seq = f.flatten(0, 1)  # [B·C, F, *S]
+                mean = self._mean(per_seq, i == len(feats) - 1).reshape(f.shape[0], -1)
+                parts += [mean, f.flatten(3).amax(dim=3).flatten(1)]
         else:
-            for f in self.backbone.encode(image):
-                flat = f.flatten(2)
-                parts += [flat.mean(dim=2), flat.amax(dim=2)]
+            feats = self.backbone.encode(image)
+            for i, f in enumerate(feats):
+                parts += [self._mean(f, i == len(feats) - 1), f.flatten(2).amax(dim=2)]
         pooled = torch.cat(parts, dim=1)
         if present is None:
             present = torch.ones(image.shape[:2], dtype=torch.bool, device=image.device)
@@ -95,8 +149,8 @@ class _Pooled(nn.Module):
 
 @HEADS.register("classification")
 class ClassificationModel(_Pooled):
-    def __init__(self, backbone: Backbone | Channelwise, **_: object):
-        super().__init__(backbone, 1)
+    def __init__(self, backbone: Backbone | Channelwise, pool: str = "meanmax", **_: object):
+        super().__init__(backbone, 1, pool)
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         logit = self.raw(batch)[:, 0]
@@ -115,10 +169,13 @@ class ClassificationModel(_Pooled):
 class MulticlassModel(_Pooled):
     """K mutually exclusive classes (FOMO26's linear-probe task): softmax over K logits."""
 
-    def __init__(self, backbone: Backbone | Channelwise, n_classes: int = 3, **_: object):
+    def __init__(
+        self, backbone: Backbone | Channelwise, n_classes: int = 3, pool: str = "meanmax",
+        **_: object,
+    ):  # fmt: skip
         if int(n_classes) < 2:
             raise ValueError(f"a multiclass head needs at least 2 classes, got {n_classes}")
-        super().__init__(backbone, int(n_classes))
+        super().__init__(backbone, int(n_classes), pool)
         self.n_classes = int(n_classes)
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
@@ -168,9 +225,10 @@ class RegressionModel(_Gaussian):
         y_mean: float = 0.0,
         y_std: float = 1.0,
         jackknife_n: int = 0,
+        pool: str = "meanmax",
         **_: object,
     ):
-        super().__init__(backbone, 2)
+        super().__init__(backbone, 2, pool)
         self.register_buffer("y_mean", torch.tensor(float(y_mean)))
         self.register_buffer("y_std", torch.tensor(max(float(y_std), 1e-6)))
         self.register_buffer("interval_scale", torch.tensor(1.959964))
@@ -241,11 +299,12 @@ class MultiTargetModel(_Gaussian):
         y_mean: list[float] | None = None,
         y_std: list[float] | None = None,
         jackknife_n: int = 0,
+        pool: str = "meanmax",
         **_: object,
     ):
         self.targets = list(targets or ["target"])
         k = len(self.targets)
-        super().__init__(backbone, 2 * k)
+        super().__init__(backbone, 2 * k, pool)
         mean = torch.tensor([float(v) for v in (y_mean or [0.0] * k)])
         std = torch.tensor([max(float(v), 1e-6) for v in (y_std or [1.0] * k)])
         if mean.numel() != k or std.numel() != k:

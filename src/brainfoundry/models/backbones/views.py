@@ -80,6 +80,16 @@ def resolve_view(family: str, kw: dict[str, Any], multiple: int) -> dict[str, An
     return kw
 
 
+def slice_axis(backbone: Any) -> int | None:
+    """The slice axis (2, 3 or 4) of a one-plane slice model's feature maps, whose entries along
+    it are the slices; None for every other backbone (3-D, projections, all three planes). A
+    multi-sequence wrapper (`Channelwise`) answers for the network it shares."""
+    net = getattr(backbone, "shared", backbone)
+    if not isinstance(net, View2D) or not net.dense or net.plane == "all":
+        return None
+    return PLANES[net.plane]
+
+
 class View2D(Backbone):
     """A 2-D network behind the 3-D interface. Subclasses build it, set `cum_strides` (each
     feature's in-plane downsampling) and implement `encode2d` / `decode2d` on [N, C, h, w]."""
