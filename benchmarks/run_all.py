@@ -69,6 +69,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], str, str]] = {
     "ceiling": ("bench_ceiling", [], "8x-supervised and hand-made references (demo)", "—"),
     "shift": ("bench_shift", [], "one part of the clinical shift at a time (demo)", "no shift"),
     "bench_2d": ("bench_2d", [], "2-D slice CNN vs 3-D CNN: quality and seconds (demo)", "3-D"),
+    "pool": ("bench_pool", [], "slice aggregation: mean vs attention (cnn2d, infarct)", "mean"),
     "calibration": (
         "bench_calibration",
         [],
