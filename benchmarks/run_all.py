@@ -70,6 +70,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], str, str]] = {
     "shift": ("bench_shift", [], "one part of the clinical shift at a time (demo)", "no shift"),
     "bench_2d": ("bench_2d", [], "2-D slice CNN vs 3-D CNN: quality and seconds (demo)", "3-D"),
     "pool": ("bench_pool", [], "slice aggregation: mean vs attention (cnn2d, infarct)", "mean"),
+    "dino": ("bench_dino", [], "DINO teacher temperature on a CNN: collapse, probes", "scratch"),
     "calibration": (
         "bench_calibration",
         [],

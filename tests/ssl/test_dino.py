@@ -93,7 +93,8 @@ def test_forward_is_dino_plus_ibot_plus_koleo_written_out(family):
         # a CNN's embedding is the mean and max over positions, a ViT's the mean
         pool = (lambda t: torch.cat([t.mean(1), t.amax(1)], -1)) if family == "resenc" else (
             lambda t: t.mean(1))  # fmt: skip
-        pt = F.softmax((obj.teacher["head"](pool(tt)) - obj.center) / 0.04, -1)
+        tau = 0.01 if family == "resenc" else 0.04  # a CNN's teacher is sharper (TEACHER_TEMPS)
+        pt = F.softmax((obj.teacher["head"](pool(tt)) - obj.center) / tau, -1)
         ls = F.log_softmax(obj.head(pool(st)) / 0.1, -1)
         dino = sum(-(pt[i * b + k] * ls[j * b + k]).sum() for i, j in ((0, 1), (1, 0))
                    for k in range(b)) / (2 * b)  # fmt: skip
@@ -101,7 +102,7 @@ def test_forward_is_dino_plus_ibot_plus_koleo_written_out(family):
         tp, sp = obj.teacher["patch_head"](tt[mask]), obj.patch_head(st[mask])
         ce = []
         for m in range(len(tp)):
-            p = F.softmax((tp[m] - obj.patch_center) / 0.04, -1)
+            p = F.softmax((tp[m] - obj.patch_center) / tau, -1)
             ce.append(-(p * F.log_softmax(sp[m] / 0.1, -1)).sum())
         ibot = torch.stack(ce).mean()
         reg = sum(koleo(pool(st)[i * b : (i + 1) * b]) for i in range(v)) / v
@@ -109,7 +110,7 @@ def test_forward_is_dino_plus_ibot_plus_koleo_written_out(family):
     assert logs["ibot"] == pytest.approx(float(ibot), rel=1e-4)
     assert logs["koleo"] == pytest.approx(float(reg), rel=1e-4)
     assert float(loss.detach()) == pytest.approx(float(dino + ibot + 0.1 * reg), rel=1e-4)
-    assert logs["teacher_temp"] == 0.04
+    assert logs["teacher_temp"] == tau
     again, _ = obj(batch)
     assert float(again.detach()) == pytest.approx(float(loss.detach()), rel=1e-5), "reproducible"
 
@@ -193,6 +194,14 @@ def test_teacher_temperature_warms_up_linearly():
         assert obj(_batch())[1]["teacher_temp"] == pytest.approx(want)
 
 
+def test_teacher_temperatures_default_by_family_and_can_be_set():
+    assert _dino("primus").temps[:2] == (0.04, 0.07)  # DINOv2's warm-up
+    assert _dino("resenc").temps[:2] == (0.01, 0.01)  # sharper: CNN features are alike
+    assert _dino("resenc", teacher_temp=0.07, warmup_teacher_temp=0.04).temps[:2] == (0.04, 0.07)
+    with pytest.raises(ValueError, match="temperatures must be > 0"):
+        _dino("resenc", teacher_temp=0.0)
+
+
 # -- the Trainer's hook --------------------------------------------------------------------------
 class Counting(nn.Module):
     def __init__(self):
@@ -251,7 +260,8 @@ def test_pretrain_cli_runs_dino(store, tmp_path, backbone):
     assert list(log["step"]) == [1, 2]
     for col in ("loss", "dino", "ibot", "koleo", "health/effective_rank", "health/alignment"):
         assert log[col].notna().all(), col
-    assert log["teacher_temp"].tolist() == pytest.approx([0.04, 0.0475])
+    want = [0.04, 0.0475] if backbone == "primus" else [0.01, 0.01]
+    assert log["teacher_temp"].tolist() == pytest.approx(want)
     exported = load_file(str(run / "model.safetensors"))
     ckpt = load_file(str(run / "checkpoints" / "step_00000002" / "weights.safetensors"))
     assert not any("teacher" in k or "center" in k for k in exported)
@@ -357,8 +367,9 @@ def test_a_cnn_needs_the_batchnorm_head_and_mean_max_pooling(tmp_path, head_norm
     """resenc's pooled features differ little between samples. With DINO's plain head the
     teacher's outputs are uniform for every sample (measured, 60 steps: H 4.02 of log K 4.16);
     `auto` (BatchNorm in the head, mean and max pooled) keeps them apart (H 1.60,
-    H(marginal) 2.63)."""
-    _, h, h_marginal = _short_run(tmp_path, "resenc", 60, head_norm=head_norm)
+    H(marginal) 2.63). Both at DINOv2's teacher temperatures, not the CNN's sharper default."""
+    dinov2 = {"teacher_temp": 0.07, "warmup_teacher_temp": 0.04}
+    _, h, h_marginal = _short_run(tmp_path, "resenc", 60, head_norm=head_norm, **dinov2)
     if head_norm == "none":
         assert h > math.log(64) - 0.3  # the collapse the default avoids: near-uniform
     else:
