@@ -17,6 +17,7 @@ from brainfoundry.cli import main
 from brainfoundry.data.prepare import PrepareConfig, prepare
 from brainfoundry.data.preprocess import PreprocessConfig
 from brainfoundry.engine import OptimConfig, TrainConfig, Trainer
+from brainfoundry.errors import ConfigError
 from brainfoundry.models.backbones import create_backbone
 from brainfoundry.ssl import create_objective
 from brainfoundry.ssl.base import pooled
@@ -194,6 +195,36 @@ def test_teacher_temperature_warms_up_linearly():
         assert obj(_batch())[1]["teacher_temp"] == pytest.approx(want)
 
 
+@pytest.mark.parametrize(
+    ("family", "kw", "cells"),
+    [("cnn2d", {}, (4, 4, 1)), ("cnn2d", {"plane": "coronal"}, (4, 1, 4)),
+     ("cnn2d", {"plane": "all"}, (4, 4, 4)), ("vit2d", {}, (8, 8, 1)), ("resenc", {}, (4, 4, 4))],
+)  # fmt: skip
+def test_slice_models_mask_the_cells_their_tokens_cover(family, kw, cells):
+    """A one-plane slice model's tokens are slices × in-plane positions (a cell is one slice
+    × the deepest stride²); the mask hides exactly the input cells of the masked tokens."""
+    torch.manual_seed(0)
+    bb = create_backbone(family, in_channels=1, out_channels=1, size="tiny", **kw)
+    obj = create_objective("dino", bb, **HEAD)
+    assert obj._cells() == cells
+    batch = _batch(b=2)
+    mask = obj.masks(batch, 2)
+    x = batch["views"][:, 0]
+    tokens = obj.tokens(bb, x, None)
+    assert mask.shape[1] == tokens.shape[1] == math.prod(16 // c for c in cells)
+    hidden = obj.tokens(bb, x, mask[:2])  # the student's input: masked cells zeroed
+    assert hidden.shape == tokens.shape
+    loss, _ = obj(batch)
+    loss.backward()
+    assert torch.isfinite(loss) and bb.encode(x)[-1].shape[0] == 2
+
+
+def test_a_projection_model_is_refused_with_a_clear_error():
+    bb = create_backbone("cnn2d", in_channels=1, out_channels=1, size="tiny", view="projections")
+    with pytest.raises(ConfigError, match="projection model has none"):
+        create_objective("dino", bb, **HEAD)
+
+
 def test_teacher_temperatures_default_by_family_and_can_be_set():
     assert _dino("primus").temps[:2] == (0.04, 0.07)  # DINOv2's warm-up
     assert _dino("resenc").temps[:2] == (0.01, 0.01)  # sharper: CNN features are alike
@@ -252,7 +283,7 @@ def _cli(store, run, backbone, *extra):
             "train.loggers=[]", kw_arg, *extra]  # fmt: skip
 
 
-@pytest.mark.parametrize("backbone", ["resenc", "primus"])
+@pytest.mark.parametrize("backbone", ["resenc", "primus", "cnn2d", "vit2d"])
 def test_pretrain_cli_runs_dino(store, tmp_path, backbone):
     run = tmp_path / "run"
     assert main(_cli(store, run, backbone, "train.steps=2")) == 0
@@ -260,7 +291,7 @@ def test_pretrain_cli_runs_dino(store, tmp_path, backbone):
     assert list(log["step"]) == [1, 2]
     for col in ("loss", "dino", "ibot", "koleo", "health/effective_rank", "health/alignment"):
         assert log[col].notna().all(), col
-    want = [0.04, 0.0475] if backbone == "primus" else [0.01, 0.01]
+    want = [0.04, 0.0475] if backbone in ("primus", "vit2d") else [0.01, 0.01]
     assert log["teacher_temp"].tolist() == pytest.approx(want)
     exported = load_file(str(run / "model.safetensors"))
     ckpt = load_file(str(run / "checkpoints" / "step_00000002" / "weights.safetensors"))

@@ -19,7 +19,9 @@ the way InfoNCE does. Three terms, on the dataset's `n_views` global views of a 
   unmasked view at the masked positions. Transformers: a learned mask token replaces the patch
   embedding. CNNs have no tokens: the positions of the deepest feature map are the tokens; the
   input cell each one covers (its stride³ voxels) is zeroed, as `mae` masks, and the loss is
-  taken there. A CNN's receptive field crosses cells, so its task is easier than a ViT's.
+  taken there. A CNN's receptive field crosses cells, so its task is easier than a ViT's. A 2-D
+  slice model (cnn2d, vit2d) is masked the same way: its tokens are the deepest map's
+  positions, one row per slice for a one-plane model (a cell is 1 slice × stride²).
 - CNNs (measured to collapse without both): the image-level embedding is the deepest map's
   mean and max over positions (`pool=meanmax`; a ViT's is its tokens' mean), and the heads
   have BatchNorm in their MLP (`head_norm=auto`), DINO's ResNet recipe.
@@ -45,6 +47,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import distributed as dist
+from ..errors import ConfigError
+from ..models.backbones.views import View2D, slice_axis
 from .base import OBJECTIVES, Objective, family, sample_generators
 from .losses import distillation_ce, koleo
 from .masking import token_keep, tokens_to_voxels
@@ -159,6 +163,9 @@ class Dino(Objective):
         bn = head_norm == "batch" or (head_norm == "auto" and family(backbone) == "cnn")
         dim = backbone.embed_dim
         self.meanmax = family(backbone) == "cnn" and pool == "meanmax"
+        # Primus takes iBOT's mask token before its blocks; every other backbone (CNNs, and
+        # vit2d, whose slices' tokens do not line up with a cube mask) has its cells zeroed
+        self.primus = family(backbone) == "transformer" and not isinstance(backbone, View2D)
         self.head = DinoHead(dim * (2 if self.meanmax else 1), hidden, bottleneck, out_dim, bn)
         self.patch_head = DinoHead(dim, hidden, bottleneck, out_dim, bn)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))  # transformers; unused by CNNs
@@ -172,6 +179,7 @@ class Dino(Objective):
         # probe restores them with the weights), folded into the centres after the step
         self.register_buffer("center_acc", torch.zeros(2, out_dim + 1))
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+        self._cells()  # a backbone without tokens to mask is refused here, not at step 1
 
     # -- the teacher --------------------------------------------------------------------------
     def train(self, mode: bool = True) -> Dino:
@@ -212,15 +220,33 @@ class Dino(Objective):
         self.center_acc[i] += dist.all_reduce_mean(torch.cat([s, n]))
 
     # -- tokens and masks ---------------------------------------------------------------------
-    def _grid(self, spatial: tuple[int, ...]) -> tuple[tuple[int, int, int], int]:
-        """The token grid of an input and the voxels per token edge (ViT patch or CNN stride)."""
-        cell = (
-            cast("Primus", self.backbone).patch_size
-            if family(self.backbone) == "transformer"
-            else self.backbone.min_input_multiple
-        )
-        grid = cast(tuple[int, int, int], tuple(s // cell for s in spatial))
-        return grid, cell
+    def _cells(self) -> tuple[int, int, int]:
+        """Input voxels per token along each axis: Primus' patch; a 3-D CNN's deepest stride;
+        a 2-D slice model's deepest in-plane stride (its ViT patch or CNN stride), and 1 along
+        the slice axis of a one-plane model, whose every slice is a row of tokens."""
+        bb = self.backbone
+        if isinstance(bb, View2D):
+            if not bb.dense:
+                raise ConfigError(
+                    "dino masks tokens of slices; a projection model has none: use "
+                    "model.kwargs={view: slices} or the contrastive objective"
+                )
+            cells = [bb.cum_strides[-1]] * 3
+            axis = slice_axis(bb)
+            if axis is not None:
+                cells[axis - 2] = 1
+            return cast(tuple[int, int, int], tuple(cells))
+        if self.primus:
+            p = cast("Primus", bb).patch_size
+            return cast(tuple[int, int, int], (p, p, p) if isinstance(p, int) else tuple(p))
+        m = bb.min_input_multiple
+        return (m, m, m)
+
+    def _grid(self, spatial: tuple[int, ...]) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+        """The token grid of an input and the voxels each token covers along each axis."""
+        cells = self._cells()
+        grid = cast(tuple[int, int, int], tuple(s // c for s, c in zip(spatial, cells)))
+        return grid, cells
 
     def masks(self, batch: dict, n_views: int) -> torch.Tensor:
         """Bool [V·B, N] (view-major), True = masked: exactly round(ratio·N) tokens per view,
@@ -235,10 +261,10 @@ class Dino(Objective):
         self, backbone: Backbone, x: torch.Tensor, mask: torch.Tensor | None
     ) -> torch.Tensor:
         """[B, N, C] deepest-stage tokens of `x` with the `mask`ed [B, N] positions hidden."""
-        if family(backbone) == "cnn":
+        if not self.primus:  # the deepest map's positions, their input cells zeroed
             if mask is not None:
-                grid, cell = self._grid(tuple(x.shape[2:]))
-                hidden = tokens_to_voxels(mask, grid, (cell, cell, cell))
+                grid, cells = self._grid(tuple(x.shape[2:]))
+                hidden = tokens_to_voxels(mask, grid, cells)
                 x = x * (~hidden)[:, None].to(x.dtype)
             return backbone.encode(x)[-1].flatten(2).transpose(1, 2)
         if mask is None:
