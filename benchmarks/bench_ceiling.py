@@ -128,11 +128,12 @@ def handmade(demo: Path) -> dict[str, dict]:
 
 
 def _contrasts(v: list[np.ndarray]) -> np.ndarray:
-    """Nine cross-sequence statistics of one case's brain voxels (z-scored FLAIR, DWI, ADC):
+    """Nine cross-sequence statistics of one case's brain voxels (z-scored FLAIR, DWI, ADC;
+    an optional fourth sequence is not used):
     the upper quantiles of DWI − ADC, FLAIR − ADC and min(DWI, −ADC). A marginal quantile
     says nothing under a per-scan normalisation; these say where one sequence is bright and
     another dark at the same voxel."""
-    flair, dwi, adc = v
+    flair, dwi, adc = v[:3]
     parts = [np.quantile(dwi - adc, [0.99, 0.995, 0.999, 1.0]),
              np.quantile(flair - adc, [0.995, 0.999]),
              np.quantile(np.minimum(dwi, -adc), [0.995, 0.999, 1.0])]  # fmt: skip
@@ -150,7 +151,7 @@ def _infarct_learned(stores, spec, few_shot_split, case_table, bootstrap_ci) -> 
 
     from brainfoundry.evaluation.metrics import METRICS
 
-    assert tuple(spec.channels) == ("flair", "dwi_b1000", "adc"), spec.channels
+    assert tuple(spec.channels[:3]) == ("flair", "dwi_b1000", "adc"), spec.channels
     ft_vox, ft_y, ft_keys = _features(stores["infarct", "finetune"], spec.channels)
     te_vox, te_y, _ = _features(stores["infarct", "test"], spec.channels)
     split = few_shot_split(case_table(stores["infarct", "finetune"], spec), SHOTS, 0,
