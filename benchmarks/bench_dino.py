@@ -13,7 +13,6 @@ the samples apart (at most per-sample + log 8).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -21,8 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import estimate_ci, reproduce_command, table, write_result
+from benchmarks.common import estimate_ci, suite_args, write_suite_result
 
+TITLE = "DINO on a CNN: teacher temperature, collapse and downstream"
 RESULT = Path("benchmarks/results/dino.md")
 BASE = ["tasks=[infarct,brainage]", "objectives=[scratch,dino]"]
 TEMPS = {  # row name: dino's objective kwargs (None: the family default)
@@ -38,10 +38,7 @@ def _metric(work: Path, task: str, objective: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=RESULT)
-    ap.add_argument("--work", type=Path, default=None, help="keep (or resume) the runs here")
-    args = ap.parse_args(argv)
+    args = suite_args(__doc__, RESULT, argv)
     from brainfoundry.bench.runner import run_suite
     from brainfoundry.bench.suite import load_suite
 
@@ -85,14 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     header = ["teacher temperature τ_t", "τ_t at the end", "teacher entropy",
               "marginal entropy", "DINO loss", "effective rank", "infarct AUROC [95% CI]",
               "brain-age MAE y [95% CI]", "pretrain s"]  # fmt: skip
-    intro = (
-        f"{__doc__.split(chr(10) + chr(10))[0]} Generator seed 0, 40 shifted test cases per "
-        "task, 95% bootstrap CIs over test cases."
-    )
-    text = table(header, body) + "\n\n" + "\n".join(prose)
-    cmd = reproduce_command("bench_dino", sys.argv[1:] if argv is None else argv)
-    write_result(args.out, "DINO on a CNN: teacher temperature, collapse and downstream", intro,
-                 text, time.perf_counter() - t0, cmd)  # fmt: skip
+    note = "Generator seed 0, 40 shifted test cases per task, 95% bootstrap CIs over test cases."
+    write_suite_result("bench_dino", __doc__, note, TITLE, header, body, prose, args.out, t0, argv)
     return 0
 
 

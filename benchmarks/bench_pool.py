@@ -13,15 +13,15 @@ over the test cases and sequences.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import estimate_ci, reproduce_command, table, write_result
+from benchmarks.common import estimate_ci, suite_args, write_suite_result
 
+TITLE = "Slice aggregation: mean against attention (cnn2d, infarct)"
 RESULT = Path("benchmarks/results/pool.md")
 SUITE = "demo-2d"
 BASE = ["tasks=[infarct]", "objectives=[scratch]", "backbones=[cnn2d:mini]"]
@@ -59,10 +59,7 @@ def attention_spread(seed_dir: Path, test_store: Path) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=RESULT)
-    ap.add_argument("--work", type=Path, default=None, help="keep (or resume) the runs here")
-    args = ap.parse_args(argv)
+    args = suite_args(__doc__, RESULT, argv)
     from brainfoundry.bench.runner import run_suite
     from brainfoundry.bench.suite import load_suite
 
@@ -99,14 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
     header = ["data", "pooling", "test AUROC [95% CI]", "kept step", "val AUROC (8 cases)",
               "attention max weight × slices", "fine-tune s"]  # fmt: skip
-    intro = (
-        f"{__doc__.split(chr(10) + chr(10))[0]} 16 shots, seed 0, 40 shifted test cases per "
-        "variant, 95% bootstrap CIs over test cases."
-    )
-    text = table(header, body) + "\n\n" + "\n".join(prose)
-    cmd = reproduce_command("bench_pool", sys.argv[1:] if argv is None else argv)
-    write_result(args.out, "Slice aggregation: mean against attention (cnn2d, infarct)", intro,
-                 text, time.perf_counter() - t0, cmd)  # fmt: skip
+    note = "16 shots, seed 0, 40 shifted test cases per variant, 95% bootstrap CIs over test cases."
+    write_suite_result("bench_pool", __doc__, note, TITLE, header, body, prose, args.out, t0, argv)
     return 0
 
 

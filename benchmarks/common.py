@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -76,3 +77,26 @@ def write_result(path, title: str, intro: str, body: str, seconds: float, cmd: s
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text + "\n")
     print(text)
+
+
+def write_suite_result(module: str, doc: str, note: str, title: str, header: list[str],
+                       body: list[list], prose: list[str], out, t0: float,
+                       argv: list[str] | None) -> None:  # fmt: skip
+    """A suite benchmark's page: the module docstring's first paragraph + `note` as the
+    intro, the table and its generated prose, and the command that remakes it."""
+    intro = f"{doc.split(chr(10) + chr(10))[0]} {note}"
+    text = table(header, body) + "\n\n" + "\n".join(prose)
+    cmd = reproduce_command(module, sys.argv[1:] if argv is None else argv)
+    write_result(out, title, intro, text, time.perf_counter() - t0, cmd)
+
+
+def suite_args(doc: str, result, argv: list[str] | None):
+    """The arguments every suite benchmark takes: --out (its table) and --work (keep or resume
+    the runs there instead of a scratch folder)."""
+    import argparse
+    from pathlib import Path
+
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=result)
+    ap.add_argument("--work", type=Path, default=None, help="keep (or resume) the runs here")
+    return ap.parse_args(argv)
