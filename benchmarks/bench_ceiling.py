@@ -99,7 +99,7 @@ def handmade(demo: Path) -> dict[str, dict]:
         out[f"infarct: share of voxels with DWI z > {th} and ADC z < {-th / 2}"] = {
             "metric": "auroc", "estimate": ci.estimate, "lo": ci.lo, "hi": ci.hi,
         }  # fmt: skip
-    out.update(_infarct_learned(stores, spec, few_shot_split, case_table, bootstrap_ci))
+    out.update(_infarct_learned(stores))
     spec = get_task("brainage")
     qs = (5, 10, 25, 50, 75, 90, 95)
 
@@ -140,7 +140,7 @@ def _contrasts(v: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def _infarct_learned(stores, spec, few_shot_split, case_table, bootstrap_ci) -> dict[str, dict]:
+def _infarct_learned(stores: dict) -> dict[str, dict]:
     """A logistic regression on `_contrasts`, fitted on 16 source cases (a stratified draw, seed 0,
     as a cell draws them), its L2 strength picked by 4-fold cross-validated log loss
     on those 16 alone; tested on the shifted set."""
@@ -150,7 +150,11 @@ def _infarct_learned(stores, spec, few_shot_split, case_table, bootstrap_ci) -> 
     from sklearn.preprocessing import StandardScaler
 
     from brainfoundry.evaluation.metrics import METRICS
+    from brainfoundry.evaluation.statistics import bootstrap_ci
+    from brainfoundry.tasks.data import case_table, few_shot_split
+    from brainfoundry.tasks.spec import get_task
 
+    spec = get_task("infarct")
     assert tuple(spec.channels[:3]) == ("flair", "dwi_b1000", "adc"), spec.channels
     ft_vox, ft_y, ft_keys = _features(stores["infarct", "finetune"], spec.channels)
     te_vox, te_y, _ = _features(stores["infarct", "test"], spec.channels)

@@ -212,11 +212,21 @@ def test_slice_models_mask_the_cells_their_tokens_cover(family, kw, cells):
     x = batch["views"][:, 0]
     tokens = obj.tokens(bb, x, None)
     assert mask.shape[1] == tokens.shape[1] == math.prod(16 // c for c in cells)
+    seen = []
+    encode = bb.encode
+    bb.encode = lambda inp, *a, **k: seen.append(inp) or encode(inp, *a, **k)  # type: ignore
     hidden = obj.tokens(bb, x, mask[:2])  # the student's input: masked cells zeroed
     assert hidden.shape == tokens.shape
+    zeroed = seen[-1][:, 0] == 0  # x is Gaussian: no voxel is 0 unless masked
+    grid = [16 // c for c in cells]
+    want = mask[:2].view(2, *grid)
+    for axis, c in enumerate(cells):
+        want = want.repeat_interleave(c, dim=axis + 1)
+    assert torch.equal(zeroed, want)  # exactly the cells of the masked tokens
+    bb.encode = encode
     loss, _ = obj(batch)
     loss.backward()
-    assert torch.isfinite(loss) and bb.encode(x)[-1].shape[0] == 2
+    assert torch.isfinite(loss)
 
 
 def test_a_projection_model_is_refused_with_a_clear_error():
